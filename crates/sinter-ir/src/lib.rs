@@ -1,0 +1,34 @@
+//! `sinter-ir`: the typed graph IR that every stage of sinter reads and writes.
+//!
+//! - [`DType`], [`Dim`], [`Shape`], [`TensorType`]: element types and shapes with named symbolic dims.
+//! - [`Tensor`]: concrete data, for weights and for the reference interpreter.
+//! - [`Op`]: the op set, one variant per op with typed attributes (`op.rs` holds the table).
+//! - [`Graph`]: inputs, constants and op nodes on a petgraph `StableDiGraph`.
+//! - [`infer`]: shape and dtype inference for every op, numpy broadcasting included.
+//! - [`verify`]: the verifier, which reports every problem in a graph, not only the first.
+//! - [`text`]: the `.sir` text format (printer and parser, round-trip exact) and [`dot`] export.
+//!
+//! This crate depends on no frontend, optimizer or backend: it is the contract between them.
+
+mod attr;
+pub mod dot;
+mod dtype;
+mod graph;
+pub mod infer;
+mod op;
+mod shape;
+mod tensor;
+pub mod text;
+pub mod verify;
+
+pub use attr::{write_f32, write_f64, AttrType, AttrValue};
+pub use dtype::DType;
+pub use graph::{Edge, Graph, GraphError, Node, NodeId, NodeKind, Value};
+pub use infer::{infer_types, InferError};
+pub use op::{
+    AutoPad, CoordTransform, GeluApprox, NearestMode, Op, OpAttrError, PadMode, ResizeMode, RnnActivation,
+    RnnDirection, BINARY_ELEMENTWISE, SELU_ALPHA, SELU_GAMMA, UNARY_ELEMENTWISE,
+};
+pub use shape::{Dim, Shape, TensorType};
+pub use tensor::{Elem, Tensor, TensorData, TensorSizeError};
+pub use verify::{verify, VerifyError};

@@ -1,0 +1,531 @@
+//! The op set of the graph IR.
+//!
+//! Every op is one variant of [`Op`], declared once in the `define_ops!` table below with its text-format
+//! name, its input and output names, and its typed attributes with their defaults. The table generates
+//! the enum, the names, attribute printing (non-default attributes only) and attribute parsing, so the
+//! three can never disagree. Semantics, shape rules and ONNX mappings are in `ir-spec/ops/<name>.md`.
+//!
+//! Input names ending in `?` are optional (absent inputs are written `_` in the text format); a name
+//! ending in `*` is variadic and must be the only input or output. Shape-like parameters that ONNX
+//! passes as tensor inputs (Reshape's shape, Slice's starts, Pad's pads, ...) are attributes here: the
+//! IR is typed, so every value's shape must follow from the graph alone. The ONNX importer folds those
+//! inputs into attributes.
+
+use crate::attr::{attr_enum, AttrType, AttrValue};
+use crate::DType;
+
+attr_enum! {
+    /// ONNX `auto_pad`: how convolution and pooling pads are chosen.
+    AutoPad {
+        /// Use the explicit `pads` attribute.
+        NotSet = "notset",
+        /// Pad so that `out = ceil(in / stride)`, the extra pad at the end.
+        SameUpper = "same_upper",
+        /// Pad so that `out = ceil(in / stride)`, the extra pad at the start.
+        SameLower = "same_lower",
+        /// No padding.
+        Valid = "valid",
+    }
+}
+
+attr_enum! {
+    /// How `pad` fills the new border.
+    PadMode {
+        Constant = "constant",
+        Reflect = "reflect",
+        Edge = "edge",
+        Wrap = "wrap",
+    }
+}
+
+attr_enum! {
+    /// Interpolation of `resize`.
+    ResizeMode {
+        Nearest = "nearest",
+        Linear = "linear",
+    }
+}
+
+attr_enum! {
+    /// ONNX `coordinate_transformation_mode` of `resize`: how an output coordinate maps to an input one.
+    CoordTransform {
+        HalfPixel = "half_pixel",
+        HalfPixelSymmetric = "half_pixel_symmetric",
+        PytorchHalfPixel = "pytorch_half_pixel",
+        AlignCorners = "align_corners",
+        Asymmetric = "asymmetric",
+    }
+}
+
+attr_enum! {
+    /// ONNX `nearest_mode` of `resize` in nearest mode: how a fractional input coordinate is rounded.
+    NearestMode {
+        RoundPreferFloor = "round_prefer_floor",
+        RoundPreferCeil = "round_prefer_ceil",
+        Floor = "floor",
+        Ceil = "ceil",
+    }
+}
+
+attr_enum! {
+    /// Which form of GELU: the exact erf form or the tanh approximation.
+    GeluApprox {
+        None = "none",
+        Tanh = "tanh",
+    }
+}
+
+attr_enum! {
+    /// Direction of a recurrent op. Bidirectional ops have two sets of weights, forward first.
+    RnnDirection {
+        Forward = "forward",
+        Reverse = "reverse",
+        Bidirectional = "bidirectional",
+    }
+}
+
+attr_enum! {
+    /// The gate and cell activations ONNX allows in RNN, LSTM and GRU. `alpha`/`beta` come from the op's
+    /// `activation_alpha`/`activation_beta` lists, one entry per activation.
+    RnnActivation {
+        Relu = "relu",
+        Tanh = "tanh",
+        Sigmoid = "sigmoid",
+        /// `alpha * x + beta`
+        Affine = "affine",
+        /// `x >= 0 ? x : alpha * x`
+        LeakyRelu = "leaky_relu",
+        /// `x > alpha ? x : 0`
+        ThresholdedRelu = "thresholded_relu",
+        /// `alpha * tanh(beta * x)`
+        ScaledTanh = "scaled_tanh",
+        /// `max(0, min(1, alpha * x + beta))`
+        HardSigmoid = "hard_sigmoid",
+        /// `x >= 0 ? x : alpha * (exp(x) - 1)`
+        Elu = "elu",
+        Softsign = "softsign",
+        Softplus = "softplus",
+    }
+}
+
+/// An attribute problem found while building an op from generic attributes.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum OpAttrError {
+    #[error("unknown op `{0}`")]
+    UnknownOp(String),
+    #[error("op `{op}` has no attribute `{attr}`")]
+    UnknownAttr { op: &'static str, attr: String },
+    #[error("op `{op}` needs attribute `{attr}` ({expected})")]
+    MissingAttr {
+        op: &'static str,
+        attr: &'static str,
+        expected: &'static str,
+    },
+    #[error("attribute `{attr}` of `{op}` must be {expected}, got {got}")]
+    WrongAttrType {
+        op: &'static str,
+        attr: &'static str,
+        expected: &'static str,
+        got: String,
+    },
+}
+
+macro_rules! attr_is_default {
+    ($value:expr;) => {
+        false
+    };
+    ($value:expr; $default:expr) => {
+        *$value == $default
+    };
+}
+
+macro_rules! attr_take {
+    ($op:expr, $attrs:expr, $name:ident, $ty:ty;) => {
+        attr_take_value::<$ty>($op, $attrs, stringify!($name))?.ok_or(OpAttrError::MissingAttr {
+            op: $op,
+            attr: stringify!($name),
+            expected: <$ty as AttrType>::EXPECTED,
+        })?
+    };
+    ($op:expr, $attrs:expr, $name:ident, $ty:ty; $default:expr) => {
+        attr_take_value::<$ty>($op, $attrs, stringify!($name))?.unwrap_or($default)
+    };
+}
+
+fn attr_take_value<T: AttrType>(
+    op: &'static str,
+    attrs: &mut Vec<(String, AttrValue)>,
+    name: &'static str,
+) -> Result<Option<T>, OpAttrError> {
+    let Some(pos) = attrs.iter().position(|(n, _)| n == name) else {
+        return Ok(None);
+    };
+    let (_, value) = attrs.remove(pos);
+    T::from_attr(&value)
+        .map(Some)
+        .ok_or_else(|| OpAttrError::WrongAttrType {
+            op,
+            attr: name,
+            expected: T::EXPECTED,
+            got: format!("{} `{value}`", value.kind()),
+        })
+}
+
+macro_rules! define_ops {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident $text:literal [$($input:literal),*] -> [$($output:literal),*]
+        { $($field:ident : $ty:ty $(= $default:expr)?),* $(,)? }
+    ),* $(,)?) => {
+        /// An operation of the graph IR. See the module docs and `ir-spec/ops/`.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum Op {
+            $($(#[$doc])* $variant { $($field: $ty),* }),*
+        }
+
+        impl Op {
+            /// Every op's text-format name, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($text),*];
+
+            /// The text-format name (`conv`, `layer_norm`, `lstm`).
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Op::$variant { .. } => $text),*
+                }
+            }
+
+            /// Input names, with `?` marking optional and `*` variadic inputs.
+            pub fn input_names(&self) -> &'static [&'static str] {
+                match self {
+                    $(Op::$variant { .. } => &[$($input),*]),*
+                }
+            }
+
+            /// Output names; a single `*` name means the count depends on the attributes.
+            pub fn output_names(&self) -> &'static [&'static str] {
+                match self {
+                    $(Op::$variant { .. } => &[$($output),*]),*
+                }
+            }
+
+            /// The attributes whose values differ from their defaults, in declaration order.
+            #[allow(unused_variables, unused_mut)]
+            pub fn attrs(&self) -> Vec<(&'static str, AttrValue)> {
+                let mut out = Vec::new();
+                match self {
+                    $(Op::$variant { $($field),* } => {
+                        $(
+                            if !attr_is_default!($field; $($default)?) {
+                                out.push((stringify!($field), $field.to_attr()));
+                            }
+                        )*
+                    })*
+                }
+                out
+            }
+
+            /// Builds an op from its name and generic attributes, filling defaults. Every attribute
+            /// must be consumed; unknown ones are an error.
+            #[allow(unused_variables, unused_mut)]
+            pub fn from_attrs(name: &str, mut attrs: Vec<(String, AttrValue)>) -> Result<Op, OpAttrError> {
+                let op = match name {
+                    $($text => {
+                        let attrs = &mut attrs;
+                        Op::$variant {
+                            $($field: attr_take!($text, attrs, $field, $ty; $($default)?)),*
+                        }
+                    })*
+                    _ => return Err(OpAttrError::UnknownOp(name.to_string())),
+                };
+                if let Some((attr, _)) = attrs.into_iter().next() {
+                    return Err(OpAttrError::UnknownAttr { op: op.name(), attr });
+                }
+                Ok(op)
+            }
+        }
+    };
+}
+
+/// The default SELU constants, as ONNX gives them.
+pub const SELU_ALPHA: f32 = 1.673_263_2;
+pub const SELU_GAMMA: f32 = 1.050_701;
+
+define_ops! {
+    // ---- unary elementwise ----
+    /// `-x`
+    Neg "neg" ["x"] -> ["y"] {},
+    /// `|x|`
+    Abs "abs" ["x"] -> ["y"] {},
+    /// `e^x`
+    Exp "exp" ["x"] -> ["y"] {},
+    /// Natural logarithm.
+    Log "log" ["x"] -> ["y"] {},
+    Sqrt "sqrt" ["x"] -> ["y"] {},
+    /// `1 / x`
+    Reciprocal "reciprocal" ["x"] -> ["y"] {},
+    /// `max(x, 0)`
+    Relu "relu" ["x"] -> ["y"] {},
+    /// `x >= 0 ? x : alpha * x`
+    LeakyRelu "leaky_relu" ["x"] -> ["y"] { alpha: f32 = 0.01 },
+    /// `1 / (1 + e^-x)`
+    Sigmoid "sigmoid" ["x"] -> ["y"] {},
+    /// `max(0, min(1, alpha * x + beta))`
+    HardSigmoid "hard_sigmoid" ["x"] -> ["y"] { alpha: f32 = 0.2, beta: f32 = 0.5 },
+    /// `x * max(0, min(1, x / 6 + 1 / 2))`
+    HardSwish "hard_swish" ["x"] -> ["y"] {},
+    Tanh "tanh" ["x"] -> ["y"] {},
+    /// The Gauss error function.
+    Erf "erf" ["x"] -> ["y"] {},
+    /// `x * Φ(x)`, exactly (`none`) or with the tanh approximation.
+    Gelu "gelu" ["x"] -> ["y"] { approximate: GeluApprox = GeluApprox::None },
+    /// `x >= 0 ? x : alpha * (e^x - 1)`
+    Elu "elu" ["x"] -> ["y"] { alpha: f32 = 1.0 },
+    /// `gamma * (x > 0 ? x : alpha * (e^x - 1))`
+    Selu "selu" ["x"] -> ["y"] { alpha: f32 = SELU_ALPHA, gamma: f32 = SELU_GAMMA },
+    /// `ln(1 + e^x)`
+    Softplus "softplus" ["x"] -> ["y"] {},
+    /// `x / (1 + |x|)`
+    Softsign "softsign" ["x"] -> ["y"] {},
+    /// `x * tanh(softplus(x))`
+    Mish "mish" ["x"] -> ["y"] {},
+    /// `min(max(x, min), max)`; an absent bound does not clip.
+    Clip "clip" ["x"] -> ["y"] { min: Option<f64> = None, max: Option<f64> = None },
+    Floor "floor" ["x"] -> ["y"] {},
+    Ceil "ceil" ["x"] -> ["y"] {},
+    /// Rounds half to even.
+    Round "round" ["x"] -> ["y"] {},
+    /// -1, 0 or 1.
+    Sign "sign" ["x"] -> ["y"] {},
+    /// Logical not of a bool tensor.
+    Not "not" ["x"] -> ["y"] {},
+    /// Converts to `to` with numpy `astype` semantics.
+    Cast "cast" ["x"] -> ["y"] { to: DType },
+    Identity "identity" ["x"] -> ["y"] {},
+
+    // ---- binary and ternary elementwise, numpy broadcasting ----
+    Add "add" ["a", "b"] -> ["y"] {},
+    Sub "sub" ["a", "b"] -> ["y"] {},
+    Mul "mul" ["a", "b"] -> ["y"] {},
+    /// Float division; integer division truncates toward zero.
+    Div "div" ["a", "b"] -> ["y"] {},
+    /// `a ^ b`; the exponent may have another numeric dtype, the result has the base's.
+    Pow "pow" ["a", "b"] -> ["y"] {},
+    Max "max" ["a", "b"] -> ["y"] {},
+    Min "min" ["a", "b"] -> ["y"] {},
+    /// `x >= 0 ? x : slope * x`, `slope` broadcast to `x`.
+    PRelu "prelu" ["x", "slope"] -> ["y"] {},
+    Equal "equal" ["a", "b"] -> ["y"] {},
+    Less "less" ["a", "b"] -> ["y"] {},
+    Greater "greater" ["a", "b"] -> ["y"] {},
+    LessOrEqual "less_or_equal" ["a", "b"] -> ["y"] {},
+    GreaterOrEqual "greater_or_equal" ["a", "b"] -> ["y"] {},
+    And "and" ["a", "b"] -> ["y"] {},
+    Or "or" ["a", "b"] -> ["y"] {},
+    /// `cond ? x : y`, all three broadcast together.
+    Where "where" ["cond", "x", "y"] -> ["z"] {},
+
+    // ---- linear algebra ----
+    /// numpy `matmul`: batched, broadcasting over leading dims, 1-D operands promoted and squeezed.
+    MatMul "matmul" ["a", "b"] -> ["y"] {},
+    /// `alpha * op(a) @ op(b) + beta * c`, `op` an optional transpose, `c` broadcast to the result.
+    Gemm "gemm" ["a", "b", "c?"] -> ["y"] { alpha: f32 = 1.0, beta: f32 = 1.0, trans_a: bool = false, trans_b: bool = false },
+
+    // ---- convolution family ----
+    /// N-d convolution (1-d and 2-d at least) of `x: [N, C, *spatial]` with `w: [M, C/group, *kernel]`.
+    /// Empty `strides`/`dilations` mean all ones, empty `pads` all zeros.
+    Conv "conv" ["x", "w", "b?"] -> ["y"] {
+        strides: Vec<i64> = vec![], pads: Vec<i64> = vec![], dilations: Vec<i64> = vec![],
+        group: i64 = 1, auto_pad: AutoPad = AutoPad::NotSet,
+    },
+    /// The transpose (gradient) of `conv`, `w: [C, M/group, *kernel]`.
+    ConvTranspose "conv_transpose" ["x", "w", "b?"] -> ["y"] {
+        strides: Vec<i64> = vec![], pads: Vec<i64> = vec![], dilations: Vec<i64> = vec![],
+        group: i64 = 1, auto_pad: AutoPad = AutoPad::NotSet,
+        output_padding: Vec<i64> = vec![], output_shape: Vec<i64> = vec![],
+    },
+    MaxPool "max_pool" ["x"] -> ["y"] {
+        kernel_shape: Vec<i64>, strides: Vec<i64> = vec![], pads: Vec<i64> = vec![],
+        dilations: Vec<i64> = vec![], auto_pad: AutoPad = AutoPad::NotSet, ceil_mode: bool = false,
+    },
+    AveragePool "average_pool" ["x"] -> ["y"] {
+        kernel_shape: Vec<i64>, strides: Vec<i64> = vec![], pads: Vec<i64> = vec![],
+        dilations: Vec<i64> = vec![], auto_pad: AutoPad = AutoPad::NotSet, ceil_mode: bool = false,
+        count_include_pad: bool = false,
+    },
+    GlobalAveragePool "global_average_pool" ["x"] -> ["y"] {},
+    GlobalMaxPool "global_max_pool" ["x"] -> ["y"] {},
+    /// Inference batch normalization over axis 1.
+    BatchNorm "batch_norm" ["x", "scale", "bias", "mean", "var"] -> ["y"] { epsilon: f32 = 1e-5 },
+    InstanceNorm "instance_norm" ["x", "scale", "bias"] -> ["y"] { epsilon: f32 = 1e-5 },
+    /// Local response normalization across channels.
+    Lrn "lrn" ["x"] -> ["y"] { size: i64, alpha: f32 = 1e-4, beta: f32 = 0.75, bias: f32 = 1.0 },
+    /// `pads` is `[begin_0, .., begin_r-1, end_0, .., end_r-1]`; negative pads crop.
+    Pad "pad" ["x"] -> ["y"] { pads: Vec<i64>, mode: PadMode = PadMode::Constant, value: f64 = 0.0 },
+    /// Exactly one of `scales` and `sizes` is given, one entry per axis.
+    Resize "resize" ["x"] -> ["y"] {
+        mode: ResizeMode = ResizeMode::Nearest,
+        coordinate_transformation_mode: CoordTransform = CoordTransform::HalfPixel,
+        nearest_mode: NearestMode = NearestMode::RoundPreferFloor,
+        scales: Vec<f32> = vec![], sizes: Vec<i64> = vec![],
+    },
+
+    // ---- reductions; empty `axes` reduces all axes unless `noop_with_empty_axes` ----
+    ReduceSum "reduce_sum" ["x"] -> ["y"] { axes: Vec<i64> = vec![], keepdims: bool = true, noop_with_empty_axes: bool = false },
+    ReduceMean "reduce_mean" ["x"] -> ["y"] { axes: Vec<i64> = vec![], keepdims: bool = true, noop_with_empty_axes: bool = false },
+    ReduceMax "reduce_max" ["x"] -> ["y"] { axes: Vec<i64> = vec![], keepdims: bool = true, noop_with_empty_axes: bool = false },
+    ReduceMin "reduce_min" ["x"] -> ["y"] { axes: Vec<i64> = vec![], keepdims: bool = true, noop_with_empty_axes: bool = false },
+    ReduceProd "reduce_prod" ["x"] -> ["y"] { axes: Vec<i64> = vec![], keepdims: bool = true, noop_with_empty_axes: bool = false },
+    ReduceL1 "reduce_l1" ["x"] -> ["y"] { axes: Vec<i64> = vec![], keepdims: bool = true, noop_with_empty_axes: bool = false },
+    ReduceL2 "reduce_l2" ["x"] -> ["y"] { axes: Vec<i64> = vec![], keepdims: bool = true, noop_with_empty_axes: bool = false },
+    ReduceSumSquare "reduce_sum_square" ["x"] -> ["y"] { axes: Vec<i64> = vec![], keepdims: bool = true, noop_with_empty_axes: bool = false },
+    ReduceLogSumExp "reduce_log_sum_exp" ["x"] -> ["y"] { axes: Vec<i64> = vec![], keepdims: bool = true, noop_with_empty_axes: bool = false },
+    /// Index (i64) of the maximum along `axis`; the first one unless `select_last_index`.
+    ArgMax "arg_max" ["x"] -> ["y"] { axis: i64 = 0, keepdims: bool = true, select_last_index: bool = false },
+    ArgMin "arg_min" ["x"] -> ["y"] { axis: i64 = 0, keepdims: bool = true, select_last_index: bool = false },
+
+    // ---- data movement ----
+    /// ONNX Reshape: a 0 entry copies the input dim (unless `allowzero`), one -1 entry is inferred.
+    Reshape "reshape" ["x"] -> ["y"] { shape: Vec<i64>, allowzero: bool = false },
+    /// To 2-d: dims before `axis` form the rows, the rest the columns.
+    Flatten "flatten" ["x"] -> ["y"] { axis: i64 = 1 },
+    /// Empty `perm` reverses the axes.
+    Transpose "transpose" ["x"] -> ["y"] { perm: Vec<i64> = vec![] },
+    /// Empty `axes` removes every static dim of size 1.
+    Squeeze "squeeze" ["x"] -> ["y"] { axes: Vec<i64> = vec![] },
+    /// `axes` index the output.
+    Unsqueeze "unsqueeze" ["x"] -> ["y"] { axes: Vec<i64> },
+    Concat "concat" ["inputs*"] -> ["y"] { axis: i64 },
+    /// One output per entry of `split`.
+    Split "split" ["x"] -> ["outputs*"] { split: Vec<i64>, axis: i64 = 0 },
+    /// numpy-style slicing with ONNX's clamping of out-of-range starts and ends.
+    Slice "slice" ["x"] -> ["y"] { starts: Vec<i64>, ends: Vec<i64>, axes: Vec<i64> = vec![], steps: Vec<i64> = vec![] },
+    /// numpy `take` along `axis`; negative indices count from the end.
+    Gather "gather" ["data", "indices"] -> ["y"] { axis: i64 = 0 },
+    GatherElements "gather_elements" ["data", "indices"] -> ["y"] { axis: i64 = 0 },
+    /// Broadcasts `x` together with `shape` (numpy rules, so the result may be larger than `shape`).
+    Expand "expand" ["x"] -> ["y"] { shape: Vec<i64> },
+    Tile "tile" ["x"] -> ["y"] { repeats: Vec<i64> },
+    /// `[start, start + delta, ...]` up to but excluding `limit`.
+    Range "range" [] -> ["y"] { start: f64, limit: f64, delta: f64, dtype: DType },
+    /// Keeps the upper (or lower) triangle of the last two dims, offset by diagonal `k`.
+    Trilu "trilu" ["x"] -> ["y"] { upper: bool = true, k: i64 = 0 },
+    /// The input's shape as an i64 vector, optionally sliced by `start` and `end`.
+    Shape "shape" ["x"] -> ["y"] { start: i64 = 0, end: Option<i64> = None },
+    /// A tensor of `shape` filled with `value`.
+    ConstantOfShape "constant_of_shape" [] -> ["y"] { shape: Vec<i64>, value: f64 = 0.0, dtype: DType = DType::F32 },
+
+    // ---- normalization and attention ----
+    Softmax "softmax" ["x"] -> ["y"] { axis: i64 = -1 },
+    LogSoftmax "log_softmax" ["x"] -> ["y"] { axis: i64 = -1 },
+    /// Normalizes over the dims from `axis` to the end; `scale` and `bias` broadcast over them.
+    LayerNorm "layer_norm" ["x", "scale", "bias?"] -> ["y"] { axis: i64 = -1, epsilon: f32 = 1e-5 },
+    /// `x / sqrt(mean(x^2) + epsilon) * scale` over the dims from `axis` to the end.
+    RmsNorm "rms_norm" ["x", "scale"] -> ["y"] { axis: i64 = -1, epsilon: f32 = 1e-5 },
+    /// Normalizes each of `num_groups` channel groups; `scale` and `bias` are per channel.
+    GroupNorm "group_norm" ["x", "scale", "bias"] -> ["y"] { num_groups: i64, epsilon: f32 = 1e-5 },
+    /// Scaled dot-product attention, `softmax(q @ k^T * scale + mask) @ v`. 4-d operands are
+    /// `[batch, heads, seq, head_dim]`; 3-d ones are `[batch, seq, heads * head_dim]` and need the head
+    /// counts. A bool mask keeps `true` positions; a float mask is added. `scale` defaults to
+    /// `1 / sqrt(head_dim)`; a nonzero `softcap` applies `softcap * tanh(s / softcap)` to the scores.
+    Attention "attention" ["q", "k", "v", "mask?"] -> ["y"] {
+        scale: Option<f32> = None, causal: bool = false,
+        q_num_heads: i64 = 0, kv_num_heads: i64 = 0, softcap: f32 = 0.0,
+    },
+
+    // ---- recurrent (ONNX layouts and gate orders) ----
+    /// Elman RNN: `h = f(x W^T + h R^T + b)`. Gate weights and layouts follow ONNX exactly.
+    Rnn "rnn" ["x", "w", "r", "b?", "sequence_lens?", "initial_h?"] -> ["y", "y_h"] {
+        hidden_size: i64, direction: RnnDirection = RnnDirection::Forward,
+        activations: Vec<RnnActivation> = vec![], activation_alpha: Vec<f32> = vec![],
+        activation_beta: Vec<f32> = vec![], clip: Option<f32> = None, layout: i64 = 0,
+    },
+    /// LSTM with ONNX gate order `i, o, f, c` and optional peepholes `p`.
+    Lstm "lstm" ["x", "w", "r", "b?", "sequence_lens?", "initial_h?", "initial_c?", "p?"] -> ["y", "y_h", "y_c"] {
+        hidden_size: i64, direction: RnnDirection = RnnDirection::Forward,
+        activations: Vec<RnnActivation> = vec![], activation_alpha: Vec<f32> = vec![],
+        activation_beta: Vec<f32> = vec![], clip: Option<f32> = None, layout: i64 = 0,
+        input_forget: bool = false,
+    },
+    /// GRU with ONNX gate order `z, r, h`.
+    Gru "gru" ["x", "w", "r", "b?", "sequence_lens?", "initial_h?"] -> ["y", "y_h"] {
+        hidden_size: i64, direction: RnnDirection = RnnDirection::Forward,
+        activations: Vec<RnnActivation> = vec![], activation_alpha: Vec<f32> = vec![],
+        activation_beta: Vec<f32> = vec![], clip: Option<f32> = None, layout: i64 = 0,
+        linear_before_reset: bool = false,
+    },
+}
+
+impl Op {
+    /// The number of outputs this op produces: the output name count, or `split.len()` for `split`.
+    pub fn num_outputs(&self) -> usize {
+        match self {
+            Op::Split { split, .. } => split.len(),
+            _ => self.output_names().len(),
+        }
+    }
+
+    /// The smallest and largest input count this op accepts (`usize::MAX` for variadic ops).
+    pub fn input_count_range(&self) -> (usize, usize) {
+        let names = self.input_names();
+        if names.iter().any(|n| n.ends_with('*')) {
+            return (1, usize::MAX);
+        }
+        let required = names.iter().filter(|n| !n.ends_with('?')).count();
+        (required, names.len())
+    }
+
+    /// The name of input `slot_idx`, without its `?`/`*` marker.
+    pub fn input_name(&self, slot_idx: usize) -> &'static str {
+        let names = self.input_names();
+        match names.last() {
+            Some(last) if last.ends_with('*') => last.trim_end_matches('*'),
+            _ => names
+                .get(slot_idx)
+                .map(|n| n.trim_end_matches('?'))
+                .unwrap_or("extra"),
+        }
+    }
+
+    /// Whether input `slot_idx` may be absent.
+    pub fn input_is_optional(&self, slot_idx: usize) -> bool {
+        self.input_names()
+            .get(slot_idx)
+            .is_some_and(|n| n.ends_with('?'))
+    }
+
+    /// Elementwise ops with one input whose output has the input's shape.
+    pub fn is_unary_elementwise(&self) -> bool {
+        self.input_names() == ["x"] && self.output_names() == ["y"] && UNARY_ELEMENTWISE.contains(&self.name())
+    }
+
+    /// Broadcasting elementwise ops with two inputs.
+    pub fn is_binary_elementwise(&self) -> bool {
+        BINARY_ELEMENTWISE.contains(&self.name())
+    }
+
+    /// Comparison ops: broadcasting, numeric inputs, bool output.
+    pub fn is_comparison(&self) -> bool {
+        matches!(
+            self,
+            Op::Equal {} | Op::Less {} | Op::Greater {} | Op::LessOrEqual {} | Op::GreaterOrEqual {}
+        )
+    }
+
+    /// Reduction ops of the `reduce_*` family.
+    pub fn is_reduce(&self) -> bool {
+        self.name().starts_with("reduce_")
+    }
+}
+
+/// Text names of the unary elementwise ops.
+pub const UNARY_ELEMENTWISE: &[&str] = &[
+    "neg", "abs", "exp", "log", "sqrt", "reciprocal", "relu", "leaky_relu", "sigmoid", "hard_sigmoid",
+    "hard_swish", "tanh", "erf", "gelu", "elu", "selu", "softplus", "softsign", "mish", "clip", "floor",
+    "ceil", "round", "sign", "not", "cast", "identity",
+];
+
+/// Text names of the broadcasting binary elementwise ops.
+pub const BINARY_ELEMENTWISE: &[&str] = &[
+    "add", "sub", "mul", "div", "pow", "max", "min", "prelu", "equal", "less", "greater",
+    "less_or_equal", "greater_or_equal", "and", "or",
+];

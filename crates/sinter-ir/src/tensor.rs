@@ -1,0 +1,344 @@
+//! Concrete tensors: constant weights in a graph, and the values the reference interpreter computes.
+//!
+//! Storage is one typed `Vec` per dtype in row-major (C) order. Equality is bitwise on floats, so that a
+//! text-format round trip can be checked exactly (NaN payloads and the sign of zero included).
+
+use crate::{DType, Shape, TensorType};
+use std::fmt;
+
+/// A Rust scalar type that is the element type of some `DType`.
+pub trait Elem: Copy + Default + PartialEq + fmt::Debug + Send + Sync + 'static {
+    const DTYPE: DType;
+    fn to_f64(self) -> f64;
+    /// Converts with the numpy `astype` rules: floats to ints truncate toward zero, to bool is `!= 0`.
+    fn from_f64(v: f64) -> Self;
+    fn wrap(data: Vec<Self>) -> TensorData;
+    fn unwrap(data: &TensorData) -> Option<&[Self]>;
+}
+
+macro_rules! impl_elem {
+    ($t:ty, $dt:ident) => {
+        impl Elem for $t {
+            const DTYPE: DType = DType::$dt;
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            fn wrap(data: Vec<Self>) -> TensorData {
+                TensorData::$dt(data)
+            }
+            fn unwrap(data: &TensorData) -> Option<&[Self]> {
+                match data {
+                    TensorData::$dt(v) => Some(v),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+impl_elem!(f32, F32);
+impl_elem!(f64, F64);
+impl_elem!(i64, I64);
+impl_elem!(i32, I32);
+impl_elem!(i8, I8);
+impl_elem!(u8, U8);
+
+impl Elem for bool {
+    const DTYPE: DType = DType::Bool;
+    fn to_f64(self) -> f64 {
+        if self {
+            1.0
+        } else {
+            0.0
+        }
+    }
+    fn from_f64(v: f64) -> Self {
+        v != 0.0
+    }
+    fn wrap(data: Vec<Self>) -> TensorData {
+        TensorData::Bool(data)
+    }
+    fn unwrap(data: &TensorData) -> Option<&[Self]> {
+        match data {
+            TensorData::Bool(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Typed element storage.
+#[derive(Clone, Debug)]
+pub enum TensorData {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+    I32(Vec<i32>),
+    I8(Vec<i8>),
+    U8(Vec<u8>),
+    Bool(Vec<bool>),
+}
+
+/// Runs `$body` with `$v` bound to the typed vector inside a `TensorData`.
+#[macro_export]
+macro_rules! with_data {
+    ($data:expr, $v:ident => $body:expr) => {
+        match $data {
+            $crate::TensorData::F32($v) => $body,
+            $crate::TensorData::F64($v) => $body,
+            $crate::TensorData::I64($v) => $body,
+            $crate::TensorData::I32($v) => $body,
+            $crate::TensorData::I8($v) => $body,
+            $crate::TensorData::U8($v) => $body,
+            $crate::TensorData::Bool($v) => $body,
+        }
+    };
+}
+
+impl TensorData {
+    pub fn dtype(&self) -> DType {
+        match self {
+            TensorData::F32(_) => DType::F32,
+            TensorData::F64(_) => DType::F64,
+            TensorData::I64(_) => DType::I64,
+            TensorData::I32(_) => DType::I32,
+            TensorData::I8(_) => DType::I8,
+            TensorData::U8(_) => DType::U8,
+            TensorData::Bool(_) => DType::Bool,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        with_data!(self, v => v.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `len` zeros (false for bool) of the given dtype.
+    pub fn zeros(dtype: DType, len: usize) -> TensorData {
+        match dtype {
+            DType::F32 => TensorData::F32(vec![0.0; len]),
+            DType::F64 => TensorData::F64(vec![0.0; len]),
+            DType::I64 => TensorData::I64(vec![0; len]),
+            DType::I32 => TensorData::I32(vec![0; len]),
+            DType::I8 => TensorData::I8(vec![0; len]),
+            DType::U8 => TensorData::U8(vec![0; len]),
+            DType::Bool => TensorData::Bool(vec![false; len]),
+        }
+    }
+
+    /// Builds storage of `dtype` from f64 values, converting with `Elem::from_f64`.
+    pub fn from_f64s(dtype: DType, values: impl Iterator<Item = f64>) -> TensorData {
+        fn collect<T: Elem>(values: impl Iterator<Item = f64>) -> TensorData {
+            T::wrap(values.map(T::from_f64).collect())
+        }
+        match dtype {
+            DType::F32 => collect::<f32>(values),
+            DType::F64 => collect::<f64>(values),
+            DType::I64 => collect::<i64>(values),
+            DType::I32 => collect::<i32>(values),
+            DType::I8 => collect::<i8>(values),
+            DType::U8 => collect::<u8>(values),
+            DType::Bool => collect::<bool>(values),
+        }
+    }
+
+    /// Element `idx` widened to f64 (i64 values beyond 2^53 lose precision).
+    pub fn get_f64(&self, idx: usize) -> f64 {
+        with_data!(self, v => v[idx].to_f64())
+    }
+
+    /// Element `idx` as i64 (floats truncate toward zero).
+    pub fn get_i64(&self, idx: usize) -> i64 {
+        match self {
+            TensorData::I64(v) => v[idx],
+            _ => self.get_f64(idx) as i64,
+        }
+    }
+
+    /// Little-endian bytes, bool as 0/1 bytes. This is the layout of external weight files.
+    pub fn to_le_bytes(&self) -> Vec<u8> {
+        match self {
+            TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::F64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::I8(v) => v.iter().map(|&x| x as u8).collect(),
+            TensorData::U8(v) => v.clone(),
+            TensorData::Bool(v) => v.iter().map(|&x| x as u8).collect(),
+        }
+    }
+
+    /// Decodes little-endian bytes. Returns `None` when the byte count is not a whole number of elements.
+    pub fn from_le_bytes(dtype: DType, bytes: &[u8]) -> Option<TensorData> {
+        if bytes.len() % dtype.size_bytes() != 0 {
+            return None;
+        }
+        macro_rules! decode {
+            ($t:ty, $n:expr) => {
+                bytes
+                    .chunks_exact($n)
+                    .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk size")))
+                    .collect()
+            };
+        }
+        Some(match dtype {
+            DType::F32 => TensorData::F32(decode!(f32, 4)),
+            DType::F64 => TensorData::F64(decode!(f64, 8)),
+            DType::I64 => TensorData::I64(decode!(i64, 8)),
+            DType::I32 => TensorData::I32(decode!(i32, 4)),
+            DType::I8 => TensorData::I8(bytes.iter().map(|&b| b as i8).collect()),
+            DType::U8 => TensorData::U8(bytes.to_vec()),
+            DType::Bool => TensorData::Bool(bytes.iter().map(|&b| b != 0).collect()),
+        })
+    }
+}
+
+impl PartialEq for TensorData {
+    /// Bitwise equality: `NaN == NaN` with the same payload, and `0.0 != -0.0`.
+    fn eq(&self, other: &TensorData) -> bool {
+        match (self, other) {
+            (TensorData::F32(a), TensorData::F32(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+            }
+            (TensorData::F64(a), TensorData::F64(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+            }
+            (TensorData::I64(a), TensorData::I64(b)) => a == b,
+            (TensorData::I32(a), TensorData::I32(b)) => a == b,
+            (TensorData::I8(a), TensorData::I8(b)) => a == b,
+            (TensorData::U8(a), TensorData::U8(b)) => a == b,
+            (TensorData::Bool(a), TensorData::Bool(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for TensorData {}
+
+/// A concrete tensor: a static shape and row-major data whose length is the shape's element count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tensor {
+    shape: Vec<usize>,
+    data: TensorData,
+}
+
+/// The data length does not match the shape.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("tensor of shape {shape:?} needs {expected} elements, got {actual}")]
+pub struct TensorSizeError {
+    pub shape: Vec<usize>,
+    pub expected: usize,
+    pub actual: usize,
+}
+
+impl Tensor {
+    /// Pairs a shape with data, checking the element count.
+    pub fn new(shape: Vec<usize>, data: TensorData) -> Result<Tensor, TensorSizeError> {
+        let expected = shape.iter().product::<usize>();
+        if expected != data.len() {
+            return Err(TensorSizeError {
+                shape,
+                expected,
+                actual: data.len(),
+            });
+        }
+        Ok(Tensor { shape, data })
+    }
+
+    /// A typed tensor from a Rust vector.
+    pub fn from_vec<T: Elem>(shape: Vec<usize>, data: Vec<T>) -> Result<Tensor, TensorSizeError> {
+        Tensor::new(shape, T::wrap(data))
+    }
+
+    /// A rank-0 tensor.
+    pub fn scalar<T: Elem>(value: T) -> Tensor {
+        Tensor {
+            shape: Vec::new(),
+            data: T::wrap(vec![value]),
+        }
+    }
+
+    pub fn zeros(dtype: DType, shape: Vec<usize>) -> Tensor {
+        let len = shape.iter().product();
+        Tensor {
+            shape,
+            data: TensorData::zeros(dtype, len),
+        }
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.data.dtype()
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    pub fn data(&self) -> &TensorData {
+        &self.data
+    }
+
+    pub fn into_data(self) -> TensorData {
+        self.data
+    }
+
+    /// The tensor's type, with every dim static.
+    pub fn ty(&self) -> TensorType {
+        TensorType::new(self.dtype(), Shape::fixed(&self.shape))
+    }
+
+    /// The elements as a typed slice, if `T` is the tensor's element type.
+    pub fn as_slice<T: Elem>(&self) -> Option<&[T]> {
+        T::unwrap(&self.data)
+    }
+
+    /// The elements widened to f64.
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        with_data!(&self.data, v => v.iter().map(|x| x.to_f64()).collect())
+    }
+
+    /// The elements as i64 (floats truncate toward zero).
+    pub fn to_i64_vec(&self) -> Vec<i64> {
+        (0..self.len()).map(|idx| self.data.get_i64(idx)).collect()
+    }
+
+    /// The same data viewed with another shape of equal element count.
+    pub fn reshaped(self, shape: Vec<usize>) -> Result<Tensor, TensorSizeError> {
+        Tensor::new(shape, self.data)
+    }
+
+    /// Converts every element to `dtype` with numpy `astype` semantics.
+    pub fn cast(&self, dtype: DType) -> Tensor {
+        if dtype == self.dtype() {
+            return self.clone();
+        }
+        let data = match (&self.data, dtype) {
+            // Going through f64 would round large i64 values; keep integer-to-integer exact.
+            (TensorData::I64(v), DType::I32) => TensorData::I32(v.iter().map(|&x| x as i32).collect()),
+            (TensorData::I64(v), DType::I8) => TensorData::I8(v.iter().map(|&x| x as i8).collect()),
+            (TensorData::I64(v), DType::U8) => TensorData::U8(v.iter().map(|&x| x as u8).collect()),
+            (TensorData::I64(v), DType::Bool) => TensorData::Bool(v.iter().map(|&x| x != 0).collect()),
+            _ => TensorData::from_f64s(dtype, self.to_f64_vec().into_iter()),
+        };
+        Tensor {
+            shape: self.shape.clone(),
+            data,
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! `sinter-ref`: the reference interpreter, the oracle for everything downstream.
+//!
+//! Every IR op has a plain implementation here, written to be obviously correct rather than fast:
+//! index arithmetic over row-major data, accumulation in f64 where a reduction could lose precision,
+//! no fusion, no clever layouts. The importer, the optimizer and the JIT are all tested by comparing
+//! their results with this crate's.
+//!
+//! [`run`] checks the inputs against the graph's signature (dtype, rank, static dims, and consistent
+//! binding of symbolic dims), evaluates nodes in the graph's canonical order, and checks every computed
+//! value against the type the graph declares for it. A declared type that disagrees with the computed
+//! tensor is an error, so a shape-inference bug surfaces here instead of as a wrong answer later.
+//!
+//! Op implementations live in one module per family; each exposes `eval(op, inputs)`.
+
+mod attention;
+mod conv;
+mod elementwise;
+pub mod index;
+mod linalg;
+mod movement;
+mod normalize;
+mod pad;
+mod pool;
+mod recurrent;
+mod reduce;
+mod resize;
+
+use sinter_ir::{Dim, Graph, NodeKind, Op, Tensor, TensorType, Value};
+use std::collections::HashMap;
+
+/// An op could not be evaluated on the given inputs.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct OpError(pub String);
+
+/// Shorthand for building an `OpError` result.
+pub(crate) fn op_err<T>(message: impl Into<String>) -> Result<T, OpError> {
+    Err(OpError(message.into()))
+}
+
+/// Why a graph could not be run.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum RunError {
+    #[error("missing input `{name}` of type {expected}")]
+    MissingInput { name: String, expected: TensorType },
+    #[error("unknown input `{name}`; the graph's inputs are: {known}")]
+    UnknownInput { name: String, known: String },
+    #[error("input `{name}`: expected {expected}, got {actual_dtype}{actual_shape:?}{detail}")]
+    InputMismatch {
+        name: String,
+        expected: TensorType,
+        actual_dtype: sinter_ir::DType,
+        actual_shape: Vec<usize>,
+        detail: String,
+    },
+    #[error("{node}: {message}")]
+    Op { node: String, message: String },
+    #[error("{node}: output {port_idx} was declared {declared} but evaluated to {actual_dtype}{actual_shape:?}")]
+    OutputTypeMismatch {
+        node: String,
+        port_idx: usize,
+        declared: TensorType,
+        actual_dtype: sinter_ir::DType,
+        actual_shape: Vec<usize>,
+    },
+    #[error("the graph has a cycle through {node}")]
+    Cycle { node: String },
+}
+
+/// Evaluates one op on concrete inputs (`None` for absent optional inputs).
+pub fn eval_op(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError> {
+    let (min_inputs, max_inputs) = op.input_count_range();
+    if inputs.len() > max_inputs {
+        return op_err(format!(
+            "`{}` takes at most {max_inputs} inputs, got {}",
+            op.name(),
+            inputs.len()
+        ));
+    }
+    // Required inputs always precede optional ones, so the first `min_inputs` slots must be present.
+    for slot_idx in 0..min_inputs {
+        if inputs.get(slot_idx).copied().flatten().is_none() {
+            return op_err(format!(
+                "`{}` needs input `{}` (slot {slot_idx})",
+                op.name(),
+                op.input_name(slot_idx)
+            ));
+        }
+    }
+    use Op::*;
+    match op {
+        MatMul { .. } | Gemm { .. } => linalg::eval(op, inputs),
+        Conv { .. } | ConvTranspose { .. } => conv::eval(op, inputs),
+        MaxPool { .. } | AveragePool { .. } | GlobalAveragePool { .. } | GlobalMaxPool { .. } => {
+            pool::eval(op, inputs)
+        }
+        BatchNorm { .. }
+        | InstanceNorm { .. }
+        | Lrn { .. }
+        | Softmax { .. }
+        | LogSoftmax { .. }
+        | LayerNorm { .. }
+        | RmsNorm { .. }
+        | GroupNorm { .. } => normalize::eval(op, inputs),
+        Pad { .. } => pad::eval(op, inputs),
+        Resize { .. } => resize::eval(op, inputs),
+        Attention { .. } => attention::eval(op, inputs),
+        Rnn { .. } | Lstm { .. } | Gru { .. } => recurrent::eval(op, inputs),
+        ReduceSum { .. }
+        | ReduceMean { .. }
+        | ReduceMax { .. }
+        | ReduceMin { .. }
+        | ReduceProd { .. }
+        | ReduceL1 { .. }
+        | ReduceL2 { .. }
+        | ReduceSumSquare { .. }
+        | ReduceLogSumExp { .. }
+        | ArgMax { .. }
+        | ArgMin { .. } => reduce::eval(op, inputs),
+        Reshape { .. }
+        | Flatten { .. }
+        | Transpose { .. }
+        | Squeeze { .. }
+        | Unsqueeze { .. }
+        | Concat { .. }
+        | Split { .. }
+        | Slice { .. }
+        | Gather { .. }
+        | GatherElements { .. }
+        | Expand { .. }
+        | Tile { .. }
+        | Range { .. }
+        | Trilu { .. }
+        | Shape { .. }
+        | ConstantOfShape { .. } => movement::eval(op, inputs),
+        _ => elementwise::eval(op, inputs),
+    }
+}
+
+/// Binds symbolic dims to sizes while inputs are checked, so `batch` means one size everywhere.
+#[derive(Default)]
+struct DimBindings(HashMap<String, usize>);
+
+impl DimBindings {
+    /// Checks `shape` against `ty`, binding unbound symbols. Returns a description of the first
+    /// mismatch.
+    fn check(&mut self, ty: &TensorType, shape: &[usize]) -> Result<(), String> {
+        if ty.rank() != shape.len() {
+            return Err(format!(" (rank {} instead of {})", shape.len(), ty.rank()));
+        }
+        for (axis, (dim, &actual)) in ty.shape.dims().iter().zip(shape).enumerate() {
+            match dim {
+                Dim::Static(n) if *n != actual => {
+                    return Err(format!(" (axis {axis} is {actual}, expected {n})"));
+                }
+                Dim::Static(_) => {}
+                Dim::Sym(name) => match self.0.get(&**name) {
+                    Some(&bound) if bound != actual => {
+                        return Err(format!(
+                            " (axis {axis} is {actual}, but `{name}` is already bound to {bound})"
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.0.insert(name.to_string(), actual);
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `graph` on named inputs and returns its outputs in declaration order.
+pub fn run(graph: &Graph, inputs: &[(&str, Tensor)]) -> Result<Vec<(String, Tensor)>, RunError> {
+    let signature = graph.input_signature();
+    for (name, _) in inputs {
+        if !signature.iter().any(|(n, _)| n == name) {
+            let known: Vec<&str> = signature.iter().map(|(n, _)| *n).collect();
+            return Err(RunError::UnknownInput {
+                name: name.to_string(),
+                known: known.join(", "),
+            });
+        }
+    }
+    let mut bindings = DimBindings::default();
+    let mut values: HashMap<Value, Tensor> = HashMap::new();
+    for (&id, (name, ty)) in graph.inputs().iter().zip(&signature) {
+        let Some((_, tensor)) = inputs.iter().find(|(n, _)| n == name) else {
+            return Err(RunError::MissingInput {
+                name: name.to_string(),
+                expected: (*ty).clone(),
+            });
+        };
+        let mismatch = |detail: String| RunError::InputMismatch {
+            name: name.to_string(),
+            expected: (*ty).clone(),
+            actual_dtype: tensor.dtype(),
+            actual_shape: tensor.shape().to_vec(),
+            detail,
+        };
+        if tensor.dtype() != ty.dtype {
+            return Err(mismatch(" (wrong dtype)".to_string()));
+        }
+        bindings.check(ty, tensor.shape()).map_err(mismatch)?;
+        values.insert(Value::new(id, 0), tensor.clone());
+    }
+
+    let order = graph.canonical_order().map_err(|id| RunError::Cycle {
+        node: graph.node(id).describe(),
+    })?;
+    for id in order {
+        let node = graph.node(id);
+        let results = match &node.kind {
+            NodeKind::Input { .. } => continue,
+            NodeKind::Const { value, .. } => vec![value.clone()],
+            NodeKind::Op(op) => {
+                let input_values = graph.node_inputs(id);
+                let args: Vec<Option<&Tensor>> = input_values
+                    .iter()
+                    .map(|v| v.map(|v| &values[&v]))
+                    .collect();
+                eval_op(op, &args).map_err(|e| RunError::Op {
+                    node: node.describe(),
+                    message: e.0,
+                })?
+            }
+        };
+        for (port_idx, tensor) in results.into_iter().enumerate() {
+            let declared = node.outputs.get(port_idx);
+            let ok = declared.is_some_and(|ty| {
+                ty.dtype == tensor.dtype() && bindings.check(ty, tensor.shape()).is_ok()
+            });
+            if !ok {
+                return Err(RunError::OutputTypeMismatch {
+                    node: node.describe(),
+                    port_idx,
+                    declared: declared
+                        .cloned()
+                        .unwrap_or_else(|| TensorType::fixed(tensor.dtype(), &[])),
+                    actual_dtype: tensor.dtype(),
+                    actual_shape: tensor.shape().to_vec(),
+                });
+            }
+            values.insert(Value::new(id, port_idx as u32), tensor);
+        }
+    }
+    Ok(graph
+        .outputs()
+        .iter()
+        .map(|(name, value)| (name.clone(), values[value].clone()))
+        .collect())
+}
