@@ -16,6 +16,7 @@ mod attention;
 mod conv;
 mod elementwise;
 pub mod index;
+pub mod random;
 mod linalg;
 mod movement;
 mod normalize;
