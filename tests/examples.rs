@@ -1,0 +1,1 @@
+//! DSL examples run as tests (being written).

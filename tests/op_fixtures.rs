@@ -1,0 +1,2 @@
+//! Op fixtures (being written).
+fn main() {}

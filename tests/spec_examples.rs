@@ -1,0 +1,1 @@
+//! Spec examples (being written).
