@@ -290,3 +290,38 @@ macro_rules! attr_enum {
     };
 }
 pub(crate) use attr_enum;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f32_text(x: f32) -> String {
+        let mut s = String::new();
+        write_f32(&mut s, x).unwrap();
+        s
+    }
+
+    #[test]
+    fn f32_text_survives_parsing_through_f64() {
+        // 0x15ae43fd prints as `7.038531e-26` in shortest form, which double-rounds when parsed as
+        // f64 and narrowed to f32. It was found by an exhaustive check of all 2^32 bit patterns.
+        for bits in [0x15ae_43fd_u32, 0x95ae_43fd, 0x3dcc_cccd, 0x0000_0001, 0x7f7f_ffff, 0x8000_0000] {
+            let x = f32::from_bits(bits);
+            let text = f32_text(x);
+            let via_f64 = text.parse::<f64>().unwrap() as f32;
+            assert_eq!(via_f64.to_bits(), bits, "{text} via f64");
+            assert_eq!(text.parse::<f32>().unwrap().to_bits(), bits, "{text} via f32");
+        }
+        assert_eq!(f32_text(0.1), "0.1", "ordinary values keep their short form");
+    }
+
+    #[test]
+    fn attr_floats_print_in_their_own_precision() {
+        assert_eq!(0.01f32.to_attr().to_string(), "0.01");
+        assert_eq!(0.01f64.to_attr().to_string(), "0.01");
+        assert_eq!(AttrValue::Float(f64::from(0.01f32)).to_string(), "0.009999999776482582");
+        assert_eq!(vec![1i64, -2].to_attr().to_string(), "[1, -2]");
+        assert_eq!(f32::from_attr(&AttrValue::Int(3)), Some(3.0));
+        assert_eq!(bool::from_attr(&AttrValue::Int(1)), None);
+    }
+}
