@@ -122,6 +122,9 @@ pub trait AttrType: Sized {
     fn to_attr(&self) -> AttrValue;
     /// Converts back; `None` when the value has the wrong kind or is out of range.
     fn from_attr(value: &AttrValue) -> Option<Self>;
+    /// Equality that tells `-0.0` from `0.0` and compares NaNs by bits. The printer omits an
+    /// attribute only when it is identical to its default, so that no value is lost in the text.
+    fn identical(&self, other: &Self) -> bool;
 }
 
 impl AttrType for i64 {
@@ -134,6 +137,9 @@ impl AttrType for i64 {
             AttrValue::Int(v) => Some(*v),
             _ => None,
         }
+    }
+    fn identical(&self, other: &Self) -> bool {
+        self == other
     }
 }
 
@@ -150,6 +156,9 @@ impl AttrType for f32 {
             _ => None,
         }
     }
+    fn identical(&self, other: &Self) -> bool {
+        self.to_bits() == other.to_bits()
+    }
 }
 
 impl AttrType for f64 {
@@ -165,6 +174,9 @@ impl AttrType for f64 {
             _ => None,
         }
     }
+    fn identical(&self, other: &Self) -> bool {
+        self.to_bits() == other.to_bits()
+    }
 }
 
 impl AttrType for bool {
@@ -178,6 +190,9 @@ impl AttrType for bool {
             _ => None,
         }
     }
+    fn identical(&self, other: &Self) -> bool {
+        self == other
+    }
 }
 
 impl AttrType for Vec<i64> {
@@ -190,6 +205,9 @@ impl AttrType for Vec<i64> {
             AttrValue::Ints(v) => Some(v.clone()),
             _ => None,
         }
+    }
+    fn identical(&self, other: &Self) -> bool {
+        self == other
     }
 }
 
@@ -206,6 +224,13 @@ impl AttrType for Vec<f32> {
             _ => None,
         }
     }
+    fn identical(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self
+                .iter()
+                .zip(other)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+    }
 }
 
 impl AttrType for DType {
@@ -219,6 +244,9 @@ impl AttrType for DType {
             _ => None,
         }
     }
+    fn identical(&self, other: &Self) -> bool {
+        self == other
+    }
 }
 
 /// `None` is the default of every optional attribute, so it is never printed.
@@ -231,6 +259,13 @@ impl<T: AttrType> AttrType for Option<T> {
     }
     fn from_attr(value: &AttrValue) -> Option<Self> {
         T::from_attr(value).map(Some)
+    }
+    fn identical(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Some(a), Some(b)) => a.identical(b),
+            (None, None) => true,
+            _ => false,
+        }
     }
 }
 
@@ -271,6 +306,9 @@ macro_rules! attr_enum {
                     _ => None,
                 }
             }
+            fn identical(&self, other: &Self) -> bool {
+                self == other
+            }
         }
 
         impl $crate::attr::AttrType for Vec<$name> {
@@ -285,6 +323,9 @@ macro_rules! attr_enum {
                     $crate::AttrValue::Ints(v) if v.is_empty() => Some(Vec::new()),
                     _ => None,
                 }
+            }
+            fn identical(&self, other: &Self) -> bool {
+                self == other
             }
         }
     };
@@ -305,21 +346,39 @@ mod tests {
     fn f32_text_survives_parsing_through_f64() {
         // 0x15ae43fd prints as `7.038531e-26` in shortest form, which double-rounds when parsed as
         // f64 and narrowed to f32. It was found by an exhaustive check of all 2^32 bit patterns.
-        for bits in [0x15ae_43fd_u32, 0x95ae_43fd, 0x3dcc_cccd, 0x0000_0001, 0x7f7f_ffff, 0x8000_0000] {
+        for bits in [
+            0x15ae_43fd_u32,
+            0x95ae_43fd,
+            0x3dcc_cccd,
+            0x0000_0001,
+            0x7f7f_ffff,
+            0x8000_0000,
+        ] {
             let x = f32::from_bits(bits);
             let text = f32_text(x);
             let via_f64 = text.parse::<f64>().unwrap() as f32;
             assert_eq!(via_f64.to_bits(), bits, "{text} via f64");
-            assert_eq!(text.parse::<f32>().unwrap().to_bits(), bits, "{text} via f32");
+            assert_eq!(
+                text.parse::<f32>().unwrap().to_bits(),
+                bits,
+                "{text} via f32"
+            );
         }
-        assert_eq!(f32_text(0.1), "0.1", "ordinary values keep their short form");
+        assert_eq!(
+            f32_text(0.1),
+            "0.1",
+            "ordinary values keep their short form"
+        );
     }
 
     #[test]
     fn attr_floats_print_in_their_own_precision() {
         assert_eq!(0.01f32.to_attr().to_string(), "0.01");
         assert_eq!(0.01f64.to_attr().to_string(), "0.01");
-        assert_eq!(AttrValue::Float(f64::from(0.01f32)).to_string(), "0.009999999776482582");
+        assert_eq!(
+            AttrValue::Float(f64::from(0.01f32)).to_string(),
+            "0.009999999776482582"
+        );
         assert_eq!(vec![1i64, -2].to_attr().to_string(), "[1, -2]");
         assert_eq!(f32::from_attr(&AttrValue::Int(3)), Some(3.0));
         assert_eq!(bool::from_attr(&AttrValue::Int(1)), None);

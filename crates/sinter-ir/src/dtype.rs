@@ -68,7 +68,10 @@ impl DType {
 
     /// Signed numeric types: the ones `Neg`, `Abs` and `Sign` are defined on besides floats.
     pub fn is_signed(self) -> bool {
-        matches!(self, DType::F32 | DType::F64 | DType::I64 | DType::I32 | DType::I8)
+        matches!(
+            self,
+            DType::F32 | DType::F64 | DType::I64 | DType::I32 | DType::I8
+        )
     }
 
     pub fn is_numeric(self) -> bool {

@@ -122,7 +122,11 @@ impl Graph {
     }
 
     /// Adds a graph input. Inputs are ordered by the order of these calls.
-    pub fn add_input(&mut self, name: impl Into<String>, ty: TensorType) -> Result<Value, GraphError> {
+    pub fn add_input(
+        &mut self,
+        name: impl Into<String>,
+        ty: TensorType,
+    ) -> Result<Value, GraphError> {
         let name = name.into();
         if self.name_taken(&name) {
             return Err(GraphError::DuplicateName(name));
@@ -137,7 +141,11 @@ impl Graph {
     }
 
     /// Adds a named constant.
-    pub fn add_const(&mut self, name: impl Into<String>, value: Tensor) -> Result<Value, GraphError> {
+    pub fn add_const(
+        &mut self,
+        name: impl Into<String>,
+        value: Tensor,
+    ) -> Result<Value, GraphError> {
         let name = name.into();
         if self.name_taken(&name) {
             return Err(GraphError::DuplicateName(name));
@@ -381,6 +389,9 @@ impl Graph {
 impl fmt::Display for Graph {
     /// The text format, with every constant inline. See `text::print_graph` for options.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::text::print_graph(self, &crate::text::PrintOptions::default()))
+        f.write_str(&crate::text::print_graph(
+            self,
+            &crate::text::PrintOptions::default(),
+        ))
     }
 }

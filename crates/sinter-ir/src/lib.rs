@@ -5,7 +5,7 @@
 //! - [`Op`]: the op set, one variant per op with typed attributes (`op.rs` holds the table).
 //! - [`Graph`]: inputs, constants and op nodes on a petgraph `StableDiGraph`.
 //! - [`infer`]: shape and dtype inference for every op, numpy broadcasting included.
-//! - [`verify`]: the verifier, which reports every problem in a graph, not only the first.
+//! - [`mod@verify`]: the verifier, which reports every problem in a graph, not only the first.
 //! - [`text`]: the `.sir` text format (printer and parser, round-trip exact) and [`dot`] export.
 //!
 //! This crate depends on no frontend, optimizer or backend: it is the contract between them.
@@ -22,6 +22,7 @@ pub mod text;
 pub mod verify;
 
 pub use attr::{write_f32, write_f64, AttrType, AttrValue};
+pub use dot::to_dot;
 pub use dtype::DType;
 pub use graph::{Edge, Graph, GraphError, Node, NodeId, NodeKind, Value};
 pub use infer::{infer_types, InferError};
@@ -31,4 +32,7 @@ pub use op::{
 };
 pub use shape::{Dim, Shape, TensorType};
 pub use tensor::{Elem, Tensor, TensorData, TensorSizeError};
+pub use text::{
+    graphs_equal, parse_file, parse_graph, print_graph, ParseError, ParseOptions, PrintOptions,
+};
 pub use verify::{verify, VerifyError};

@@ -135,7 +135,7 @@ macro_rules! attr_is_default {
         false
     };
     ($value:expr; $default:expr) => {
-        *$value == $default
+        $value.identical(&$default)
     };
 }
 
@@ -495,7 +495,9 @@ impl Op {
 
     /// Elementwise ops with one input whose output has the input's shape.
     pub fn is_unary_elementwise(&self) -> bool {
-        self.input_names() == ["x"] && self.output_names() == ["y"] && UNARY_ELEMENTWISE.contains(&self.name())
+        self.input_names() == ["x"]
+            && self.output_names() == ["y"]
+            && UNARY_ELEMENTWISE.contains(&self.name())
     }
 
     /// Broadcasting elementwise ops with two inputs.
@@ -507,7 +509,11 @@ impl Op {
     pub fn is_comparison(&self) -> bool {
         matches!(
             self,
-            Op::Equal {} | Op::Less {} | Op::Greater {} | Op::LessOrEqual {} | Op::GreaterOrEqual {}
+            Op::Equal {}
+                | Op::Less {}
+                | Op::Greater {}
+                | Op::LessOrEqual {}
+                | Op::GreaterOrEqual {}
         )
     }
 
@@ -519,13 +525,50 @@ impl Op {
 
 /// Text names of the unary elementwise ops.
 pub const UNARY_ELEMENTWISE: &[&str] = &[
-    "neg", "abs", "exp", "log", "sqrt", "reciprocal", "relu", "leaky_relu", "sigmoid", "hard_sigmoid",
-    "hard_swish", "tanh", "erf", "gelu", "elu", "selu", "softplus", "softsign", "mish", "clip", "floor",
-    "ceil", "round", "sign", "not", "cast", "identity",
+    "neg",
+    "abs",
+    "exp",
+    "log",
+    "sqrt",
+    "reciprocal",
+    "relu",
+    "leaky_relu",
+    "sigmoid",
+    "hard_sigmoid",
+    "hard_swish",
+    "tanh",
+    "erf",
+    "gelu",
+    "elu",
+    "selu",
+    "softplus",
+    "softsign",
+    "mish",
+    "clip",
+    "floor",
+    "ceil",
+    "round",
+    "sign",
+    "not",
+    "cast",
+    "identity",
 ];
 
 /// Text names of the broadcasting binary elementwise ops.
 pub const BINARY_ELEMENTWISE: &[&str] = &[
-    "add", "sub", "mul", "div", "pow", "max", "min", "prelu", "equal", "less", "greater",
-    "less_or_equal", "greater_or_equal", "and", "or",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "pow",
+    "max",
+    "min",
+    "prelu",
+    "equal",
+    "less",
+    "greater",
+    "less_or_equal",
+    "greater_or_equal",
+    "and",
+    "or",
 ];

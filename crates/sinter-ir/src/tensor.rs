@@ -174,7 +174,7 @@ impl TensorData {
 
     /// Decodes little-endian bytes. Returns `None` when the byte count is not a whole number of elements.
     pub fn from_le_bytes(dtype: DType, bytes: &[u8]) -> Option<TensorData> {
-        if bytes.len() % dtype.size_bytes() != 0 {
+        if !bytes.len().is_multiple_of(dtype.size_bytes()) {
             return None;
         }
         macro_rules! decode {
@@ -330,10 +330,14 @@ impl Tensor {
         }
         let data = match (&self.data, dtype) {
             // Going through f64 would round large i64 values; keep integer-to-integer exact.
-            (TensorData::I64(v), DType::I32) => TensorData::I32(v.iter().map(|&x| x as i32).collect()),
+            (TensorData::I64(v), DType::I32) => {
+                TensorData::I32(v.iter().map(|&x| x as i32).collect())
+            }
             (TensorData::I64(v), DType::I8) => TensorData::I8(v.iter().map(|&x| x as i8).collect()),
             (TensorData::I64(v), DType::U8) => TensorData::U8(v.iter().map(|&x| x as u8).collect()),
-            (TensorData::I64(v), DType::Bool) => TensorData::Bool(v.iter().map(|&x| x != 0).collect()),
+            (TensorData::I64(v), DType::Bool) => {
+                TensorData::Bool(v.iter().map(|&x| x != 0).collect())
+            }
             _ => TensorData::from_f64s(dtype, self.to_f64_vec().into_iter()),
         };
         Tensor {
