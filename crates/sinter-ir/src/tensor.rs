@@ -323,26 +323,88 @@ impl Tensor {
         Tensor::new(shape, self.data)
     }
 
-    /// Converts every element to `dtype` with numpy `astype` semantics.
+    /// Converts every element to `dtype` with numpy `astype` semantics, rounding once:
+    ///
+    /// - integer to integer wraps (two's complement truncation, `i32 300 -> i8 44`);
+    /// - integer or float to float rounds to nearest even, directly from the source value;
+    /// - float to integer truncates toward zero; out-of-range values saturate and NaN becomes 0
+    ///   (numpy leaves these cases platform-defined);
+    /// - anything to bool is `x != 0` (NaN is true), bool to numbers is 0 or 1.
     pub fn cast(&self, dtype: DType) -> Tensor {
         if dtype == self.dtype() {
             return self.clone();
         }
-        let data = match (&self.data, dtype) {
-            // Going through f64 would round large i64 values; keep integer-to-integer exact.
-            (TensorData::I64(v), DType::I32) => {
-                TensorData::I32(v.iter().map(|&x| x as i32).collect())
-            }
-            (TensorData::I64(v), DType::I8) => TensorData::I8(v.iter().map(|&x| x as i8).collect()),
-            (TensorData::I64(v), DType::U8) => TensorData::U8(v.iter().map(|&x| x as u8).collect()),
-            (TensorData::I64(v), DType::Bool) => {
-                TensorData::Bool(v.iter().map(|&x| x != 0).collect())
-            }
-            _ => TensorData::from_f64s(dtype, self.to_f64_vec().into_iter()),
+        macro_rules! convert {
+            ($src:expr, $x:ident => $int:expr, $float:expr) => {
+                match dtype {
+                    DType::F32 => TensorData::F32($src.map(|$x| $float as f32).collect()),
+                    DType::F64 => TensorData::F64($src.map(|$x| $float as f64).collect()),
+                    DType::I64 => TensorData::I64($src.map(|$x| $int as i64).collect()),
+                    DType::I32 => TensorData::I32($src.map(|$x| $int as i32).collect()),
+                    DType::I8 => TensorData::I8($src.map(|$x| $int as i8).collect()),
+                    DType::U8 => TensorData::U8($src.map(|$x| $int as u8).collect()),
+                    DType::Bool => TensorData::Bool($src.map(|$x| $float as f64 != 0.0).collect()),
+                }
+            };
+        }
+        let data = match &self.data {
+            // Floats: `as` to an integer truncates and saturates; to a float it rounds once.
+            TensorData::F32(v) => convert!(v.iter().copied(), x => x, x),
+            TensorData::F64(v) => convert!(v.iter().copied(), x => x, x),
+            // Integers: widen exactly to i64, then `as` wraps to narrower integers and rounds once to
+            // floats.
+            TensorData::I64(v) => convert!(v.iter().copied(), x => x, x),
+            TensorData::I32(v) => convert!(v.iter().map(|&x| i64::from(x)), x => x, x),
+            TensorData::I8(v) => convert!(v.iter().map(|&x| i64::from(x)), x => x, x),
+            TensorData::U8(v) => convert!(v.iter().map(|&x| i64::from(x)), x => x, x),
+            TensorData::Bool(v) => convert!(v.iter().map(|&x| i64::from(x)), x => x, x),
         };
         Tensor {
             shape: self.shape.clone(),
             data,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cast_to<T: Elem>(t: &Tensor, dtype: DType) -> Vec<T> {
+        t.cast(dtype).as_slice::<T>().unwrap().to_vec()
+    }
+
+    #[test]
+    fn integer_casts_wrap_like_numpy() {
+        let t = Tensor::from_vec(vec![3], vec![300i32, -129, 255]).unwrap();
+        assert_eq!(cast_to::<i8>(&t, DType::I8), vec![44, 127, -1]);
+        let u = Tensor::from_vec(vec![2], vec![200u8, 7]).unwrap();
+        assert_eq!(cast_to::<i8>(&u, DType::I8), vec![-56, 7]);
+        assert_eq!(cast_to::<i64>(&u, DType::I64), vec![200, 7]);
+    }
+
+    #[test]
+    fn casts_to_float_round_once() {
+        // 2^60 + 2^36 + 1 lies just above the midpoint between two f32 neighbours. Rounding to f64
+        // first drops the +1 and lands exactly on the midpoint, which then rounds down to even.
+        let x = (1i64 << 60) + (1i64 << 36) + 1;
+        let t = Tensor::from_vec(vec![1], vec![x]).unwrap();
+        assert_eq!(cast_to::<f32>(&t, DType::F32), vec![x as f32]);
+        assert_eq!(cast_to::<f32>(&t, DType::F32)[0], 1.152_921_6e18_f32);
+    }
+
+    #[test]
+    fn float_to_int_truncates_and_saturates() {
+        let t = Tensor::from_vec(vec![5], vec![-1.7f32, 2.9, f32::NAN, 1e10, -1e10]).unwrap();
+        assert_eq!(
+            cast_to::<i32>(&t, DType::I32),
+            vec![-1, 2, 0, i32::MAX, i32::MIN]
+        );
+        assert_eq!(
+            cast_to::<bool>(&t, DType::Bool),
+            vec![true, true, true, true, true]
+        );
+        let z = Tensor::from_vec(vec![2], vec![0.0f64, -0.0]).unwrap();
+        assert_eq!(cast_to::<bool>(&z, DType::Bool), vec![false, false]);
     }
 }

@@ -1,6 +1,8 @@
-//! Index arithmetic shared by the op implementations: strides, axis normalization, broadcasting.
+//! Index arithmetic shared by the op implementations: strides, axis normalization, broadcasting, and
+//! the input checks every family repeats (present, float, same dtype).
 
 use crate::{op_err, OpError};
+use sinter_ir::{DType, Op, Tensor, TensorData};
 
 /// Row-major strides of `shape`, in elements.
 pub fn strides(shape: &[usize]) -> Vec<usize> {
@@ -95,6 +97,58 @@ pub fn for_each_index(shape: &[usize], mut f: impl FnMut(&[usize])) {
     }
 }
 
+/// Input `slot_idx` of `op`. `eval_op` already rejects missing required inputs; this check keeps the
+/// family modules panic-free when they are called directly.
+pub fn required_input<'a>(
+    op: &Op,
+    inputs: &[Option<&'a Tensor>],
+    slot_idx: usize,
+) -> Result<&'a Tensor, OpError> {
+    match inputs.get(slot_idx).copied().flatten() {
+        Some(tensor) => Ok(tensor),
+        None => op_err(format!(
+            "`{}` needs input `{}` (slot {slot_idx})",
+            op.name(),
+            op.input_name(slot_idx)
+        )),
+    }
+}
+
+/// Input `slot_idx` if it is present.
+pub fn optional_input<'a>(inputs: &[Option<&'a Tensor>], slot_idx: usize) -> Option<&'a Tensor> {
+    inputs.get(slot_idx).copied().flatten()
+}
+
+/// The elements of a float (f32 or f64) input widened to f64; any other dtype is an error naming the
+/// op and the input.
+pub fn float_values(op: &Op, input_name: &str, tensor: &Tensor) -> Result<Vec<f64>, OpError> {
+    match tensor.dtype() {
+        DType::F32 | DType::F64 => Ok(tensor.to_f64_vec()),
+        other => op_err(format!(
+            "`{}` input `{input_name}` must be f32 or f64, got {other}",
+            op.name()
+        )),
+    }
+}
+
+/// Checks that input `input_name` has the dtype of the op's main input.
+pub fn expect_dtype(op: &Op, input_name: &str, tensor: &Tensor, dtype: DType) -> Result<(), OpError> {
+    if tensor.dtype() != dtype {
+        return op_err(format!(
+            "`{}` input `{input_name}` must have dtype {dtype} like the first input, got {}",
+            op.name(),
+            tensor.dtype()
+        ));
+    }
+    Ok(())
+}
+
+/// A tensor of `dtype` built from f64 results, each rounded to the dtype (`Elem::from_f64`).
+pub fn tensor_from_f64s(dtype: DType, shape: Vec<usize>, values: Vec<f64>) -> Result<Tensor, OpError> {
+    Tensor::new(shape, TensorData::from_f64s(dtype, values.into_iter()))
+        .map_err(|e| OpError(format!("internal error building a result: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +169,81 @@ mod tests {
         let mut count = 0;
         for_each_index(&[], |_| count += 1);
         assert_eq!(count, 1, "a scalar has one element");
+    }
+}
+
+// ---- helpers added for the elementwise, linalg, reduce and movement families ----
+
+/// Pairs a shape with data, turning a size mismatch (an implementation bug) into an `OpError` instead
+/// of a panic.
+pub fn make_tensor(shape: Vec<usize>, data: TensorData) -> Result<Tensor, OpError> {
+    Tensor::new(shape, data).map_err(|e| OpError(format!("internal error building a result: {e}")))
+}
+
+/// The largest element count an op may produce: an i64 (8-byte) buffer of this many elements still fits
+/// in `isize::MAX` bytes, so allocation never hits Rust's capacity-overflow panic.
+pub const MAX_ELEMENTS: usize = (isize::MAX as usize) / 8;
+
+/// The element count of `shape`, or an error when it overflows or exceeds [`MAX_ELEMENTS`].
+pub fn checked_numel(shape: &[usize]) -> Result<usize, OpError> {
+    let mut n_elements = 1usize;
+    for &dim in shape {
+        n_elements = match n_elements.checked_mul(dim) {
+            Some(n) if n <= MAX_ELEMENTS => n,
+            _ => return op_err(format!("shape {shape:?} has too many elements")),
+        };
+    }
+    Ok(n_elements)
+}
+
+/// Resolves possibly negative `axes` against `rank`, rejecting out-of-range and repeated axes. The
+/// result keeps the given order.
+pub fn normalize_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>, OpError> {
+    let mut resolved = Vec::with_capacity(axes.len());
+    for &axis in axes {
+        let axis_idx = normalize_axis(axis, rank)?;
+        if resolved.contains(&axis_idx) {
+            return op_err(format!("axis {axis} appears more than once in {axes:?}"));
+        }
+        resolved.push(axis_idx);
+    }
+    Ok(resolved)
+}
+
+/// The elements of `data` at `flat_indices`, in that order. The indices are computed by the caller
+/// from shapes it has validated, so they are in range by construction.
+pub fn take(data: &TensorData, flat_indices: &[usize]) -> TensorData {
+    fn take_typed<T: sinter_ir::Elem>(values: &[T], flat_indices: &[usize]) -> TensorData {
+        T::wrap(flat_indices.iter().map(|&idx| values[idx]).collect())
+    }
+    sinter_ir::with_data!(data, values => take_typed(values, flat_indices))
+}
+
+#[cfg(test)]
+mod family_helper_tests {
+    use super::*;
+
+    #[test]
+    fn normalize_axes_rejects_repeats_and_out_of_range() {
+        assert_eq!(normalize_axes(&[-1, 0], 3).unwrap(), vec![2, 0]);
+        assert!(normalize_axes(&[1, -2], 3).is_err(), "-2 is axis 1 again");
+        assert!(normalize_axes(&[3], 3).is_err());
+        assert!(normalize_axes(&[-4], 3).is_err());
+    }
+
+    #[test]
+    fn checked_numel_rejects_overflow() {
+        assert_eq!(checked_numel(&[2, 3, 4]).unwrap(), 24);
+        assert_eq!(checked_numel(&[]).unwrap(), 1);
+        assert_eq!(checked_numel(&[5, 0, usize::MAX]).unwrap(), 0);
+        assert!(checked_numel(&[usize::MAX, 2]).is_err());
+        assert!(checked_numel(&[1 << 40, 1 << 30]).is_err());
+    }
+
+    #[test]
+    fn take_gathers_in_order() {
+        let data = TensorData::I32(vec![10, 20, 30]);
+        assert_eq!(take(&data, &[2, 0, 2]), TensorData::I32(vec![30, 10, 30]));
+        assert_eq!(take(&data, &[]), TensorData::I32(vec![]));
     }
 }
