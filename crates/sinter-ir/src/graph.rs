@@ -323,7 +323,8 @@ impl Graph {
         Ok(())
     }
 
-    /// Removes a node and its edges. Graph outputs that read it must have been redirected first.
+    /// Removes a node and its edges. Graph outputs that read it must be redirected first; one that is
+    /// not is left dangling, which the verifier reports and `canonical_order` skips.
     pub fn remove_node(&mut self, id: NodeId) -> Option<Node> {
         self.inputs.retain(|&i| i != id);
         self.nodes.remove_node(id)
@@ -354,7 +355,8 @@ impl Graph {
             .chain(self.nodes.node_indices())
             .collect();
         for root in roots {
-            if mark[root.index()] != Mark::Unvisited {
+            // A graph output may name a removed node; the verifier reports it as dangling.
+            if !self.nodes.contains_node(root) || mark[root.index()] != Mark::Unvisited {
                 continue;
             }
             // Iterative DFS: (node, next input slot to visit).
@@ -393,5 +395,52 @@ impl fmt::Display for Graph {
             self,
             &crate::text::PrintOptions::default(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DType;
+
+    #[test]
+    fn canonical_order_skips_an_output_of_a_removed_node() {
+        let mut g = Graph::new("g");
+        let x = g
+            .add_input("x", TensorType::fixed(DType::F32, &[2]))
+            .unwrap();
+        let ty = TensorType::fixed(DType::F32, &[2]);
+        let relu = g.add_op(Op::Relu {}, &[Some(x)], vec![ty], None).unwrap();
+        g.add_output("y", Value::new(relu, 0)).unwrap();
+        g.remove_node(relu);
+        assert_eq!(g.canonical_order(), Ok(vec![x.node]));
+    }
+
+    #[test]
+    fn canonical_order_ignores_insertion_order() {
+        let ty = TensorType::fixed(DType::F32, &[2]);
+        let mut g = Graph::new("g");
+        let x = g.add_input("x", ty.clone()).unwrap();
+        // Insert the consumer's producer after an unrelated dead node.
+        let dead = g
+            .add_op(Op::Neg {}, &[Some(x)], vec![ty.clone()], None)
+            .unwrap();
+        let a = g
+            .add_op(Op::Relu {}, &[Some(x)], vec![ty.clone()], None)
+            .unwrap();
+        let b = g
+            .add_op(Op::Exp {}, &[Some(x)], vec![ty.clone()], None)
+            .unwrap();
+        let sum = g
+            .add_op(
+                Op::Add {},
+                &[Some(Value::new(b, 0)), Some(Value::new(a, 0))],
+                vec![ty],
+                None,
+            )
+            .unwrap();
+        g.add_output("y", Value::new(sum, 0)).unwrap();
+        // Post-order from the output visits slot 0 (exp) before slot 1 (relu); dead code comes last.
+        assert_eq!(g.canonical_order(), Ok(vec![x.node, b, a, sum, dead]));
     }
 }

@@ -25,10 +25,10 @@ pub use attr::{write_f32, write_f64, AttrType, AttrValue};
 pub use dot::to_dot;
 pub use dtype::DType;
 pub use graph::{Edge, Graph, GraphError, Node, NodeId, NodeKind, Value};
-pub use infer::{infer_types, InferError};
+pub use infer::{broadcast_shapes, infer_types, BuildError, InferError, InferErrorKind};
 pub use op::{
-    AutoPad, CoordTransform, GeluApprox, NearestMode, Op, OpAttrError, PadMode, ResizeMode, RnnActivation,
-    RnnDirection, BINARY_ELEMENTWISE, SELU_ALPHA, SELU_GAMMA, UNARY_ELEMENTWISE,
+    AutoPad, CoordTransform, GeluApprox, NearestMode, Op, OpAttrError, PadMode, ResizeMode,
+    RnnActivation, RnnDirection, BINARY_ELEMENTWISE, SELU_ALPHA, SELU_GAMMA, UNARY_ELEMENTWISE,
 };
 pub use shape::{Dim, Shape, TensorType};
 pub use tensor::{Elem, Tensor, TensorData, TensorSizeError};
