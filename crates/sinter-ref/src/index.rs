@@ -27,8 +27,16 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Vec<usize>, OpError>
     let rank = a.len().max(b.len());
     let mut out = vec![0; rank];
     for axis in 0..rank {
-        let da = if axis + a.len() >= rank { a[axis + a.len() - rank] } else { 1 };
-        let db = if axis + b.len() >= rank { b[axis + b.len() - rank] } else { 1 };
+        let da = if axis + a.len() >= rank {
+            a[axis + a.len() - rank]
+        } else {
+            1
+        };
+        let db = if axis + b.len() >= rank {
+            b[axis + b.len() - rank]
+        } else {
+            1
+        };
         out[axis] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -132,7 +140,12 @@ pub fn float_values(op: &Op, input_name: &str, tensor: &Tensor) -> Result<Vec<f6
 }
 
 /// Checks that input `input_name` has the dtype of the op's main input.
-pub fn expect_dtype(op: &Op, input_name: &str, tensor: &Tensor, dtype: DType) -> Result<(), OpError> {
+pub fn expect_dtype(
+    op: &Op,
+    input_name: &str,
+    tensor: &Tensor,
+    dtype: DType,
+) -> Result<(), OpError> {
     if tensor.dtype() != dtype {
         return op_err(format!(
             "`{}` input `{input_name}` must have dtype {dtype} like the first input, got {}",
@@ -144,9 +157,49 @@ pub fn expect_dtype(op: &Op, input_name: &str, tensor: &Tensor, dtype: DType) ->
 }
 
 /// A tensor of `dtype` built from f64 results, each rounded to the dtype (`Elem::from_f64`).
-pub fn tensor_from_f64s(dtype: DType, shape: Vec<usize>, values: Vec<f64>) -> Result<Tensor, OpError> {
+pub fn tensor_from_f64s(
+    dtype: DType,
+    shape: Vec<usize>,
+    values: Vec<f64>,
+) -> Result<Tensor, OpError> {
     Tensor::new(shape, TensorData::from_f64s(dtype, values.into_iter()))
         .map_err(|e| OpError(format!("internal error building a result: {e}")))
+}
+
+/// The largest magnitude accepted for a size-like attribute (strides, dilations, pads, sizes, hidden
+/// sizes). Real models stay far below it, and with it index arithmetic in `usize`/`i64` cannot overflow.
+pub const MAX_ATTR_SIZE: i64 = 1 << 31;
+
+/// Checks that every entry of a size-like attribute is within `±MAX_ATTR_SIZE`.
+pub fn check_attr_sizes(op: &Op, attr: &str, values: &[i64]) -> Result<(), OpError> {
+    if values
+        .iter()
+        .any(|v| v.unsigned_abs() > MAX_ATTR_SIZE as u64)
+    {
+        return op_err(format!(
+            "`{}` attribute `{attr}` has an entry beyond {MAX_ATTR_SIZE}: {values:?}",
+            op.name()
+        ));
+    }
+    Ok(())
+}
+
+/// The element count of an output shape, or an error when it overflows or could never be allocated,
+/// so that a bad attribute cannot make `Vec::with_capacity` panic.
+pub fn checked_len(op: &Op, shape: &[usize]) -> Result<usize, OpError> {
+    let limit = isize::MAX as usize / 16;
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d).filter(|&n| n <= limit))
+        .map_or_else(
+            || {
+                op_err(format!(
+                    "`{}` output shape {shape:?} is too large",
+                    op.name()
+                ))
+            },
+            Ok,
+        )
 }
 
 #[cfg(test)]
@@ -157,7 +210,10 @@ mod tests {
     fn broadcast_indices_repeat_along_size_one_axes() {
         assert_eq!(broadcast_indices(&[2, 1], &[2, 3]), vec![0, 0, 0, 1, 1, 1]);
         assert_eq!(broadcast_indices(&[3], &[2, 3]), vec![0, 1, 2, 0, 1, 2]);
-        assert_eq!(broadcast_shapes(&[4, 1, 3], &[2, 1]).unwrap(), vec![4, 2, 3]);
+        assert_eq!(
+            broadcast_shapes(&[4, 1, 3], &[2, 1]).unwrap(),
+            vec![4, 2, 3]
+        );
         assert!(broadcast_shapes(&[2], &[3]).is_err());
     }
 

@@ -47,7 +47,11 @@ pub fn random_tensor(rng: &mut SplitMix64, dtype: DType, shape: &[usize]) -> Ten
 
 /// Random inputs for every graph input, with symbolic dims bound by `sym_sizes` (default 2 for any
 /// symbol not listed).
-pub fn random_inputs(graph: &Graph, seed: u64, sym_sizes: &HashMap<String, usize>) -> Vec<(String, Tensor)> {
+pub fn random_inputs(
+    graph: &Graph,
+    seed: u64,
+    sym_sizes: &HashMap<String, usize>,
+) -> Vec<(String, Tensor)> {
     let mut rng = SplitMix64::new(seed);
     graph
         .input_signature()
