@@ -1,0 +1,39 @@
+//! `sinter dump`: parse, verify and print a model canonically.
+//!
+//! The text output is the printer's canonical form, so `sinter dump` is idempotent: dumping its own
+//! output prints the same text again. With `--weights-out PATH`, constants with more than
+//! `--inline-limit` elements go to PATH and the text refers to them by PATH's file name, which is how
+//! the parser finds them when the text is saved in the same folder as PATH.
+
+use super::load_model;
+use crate::args::{DumpArgs, DumpFormat};
+use anyhow::{bail, Context, Result};
+use sinter_ir::text::{print_graph, print_graph_with_weights, PrintOptions};
+use std::io::Write;
+
+pub fn dump(args: &DumpArgs, out: &mut impl Write) -> Result<()> {
+    let graph = load_model(&args.model)?;
+    let text = match (args.format, &args.weights_out) {
+        (DumpFormat::Text, None) => print_graph(&graph, &PrintOptions::default()),
+        (DumpFormat::Text, Some(weights_path)) => {
+            let Some(file_name) = weights_path.file_name().and_then(|name| name.to_str()) else {
+                bail!(
+                    "`--weights-out {}` needs a UTF-8 file name",
+                    weights_path.display()
+                );
+            };
+            let options = PrintOptions {
+                inline_limit: args.inline_limit,
+                weights_file: Some(file_name.to_string()),
+            };
+            let printed = print_graph_with_weights(&graph, &options);
+            std::fs::write(weights_path, &printed.weights)
+                .with_context(|| format!("cannot write `{}`", weights_path.display()))?;
+            printed.text
+        }
+        (DumpFormat::Dot, None) => sinter_ir::dot::to_dot(&graph),
+        (DumpFormat::Dot, Some(_)) => bail!("`--weights-out` applies to `--format text` only"),
+    };
+    out.write_all(text.as_bytes())?;
+    Ok(())
+}
