@@ -419,3 +419,58 @@ fn missing_model_file_fails() {
         stderr(&output)
     );
 }
+
+/// Every `.sir` file in the repository, except error-message fixtures under a folder named
+/// `invalid`, sorted so failures are reported in a stable order.
+fn repo_sir_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    paths.sort();
+    for path in paths {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if path.is_dir() {
+            if !matches!(name, "target" | ".git" | "invalid") {
+                repo_sir_files(&path, out);
+            }
+        } else if name.ends_with(".sir") {
+            out.push(path);
+        }
+    }
+}
+
+/// `sinter dump` parses, verifies and prints every `.sir` file in the repository, and dumping its
+/// own output gives the same text again.
+#[test]
+fn dump_round_trips_every_sir_file_in_the_repo() {
+    let mut files = Vec::new();
+    repo_sir_files(&workspace_root(), &mut files);
+    assert!(
+        files.len() > 400,
+        "expected the op fixtures, found {} files",
+        files.len()
+    );
+    let tmp = TempDir::new("dump_every_file");
+    let mut failures = Vec::new();
+    for (file_idx, path) in files.iter().enumerate() {
+        let first = sinter(&["dump", path.to_str().expect("utf-8 path")]);
+        if first.status.code() != Some(0) {
+            failures.push(format!("{}: {}", path.display(), stderr(&first)));
+            continue;
+        }
+        let text = stdout(&first);
+        let copy = tmp.write(&format!("{file_idx}.sir"), &text);
+        let second = sinter(&["dump", &copy]);
+        if stdout(&second) != text {
+            failures.push(format!("{}: the dump of the dump differs", path.display()));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} files failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
+}
