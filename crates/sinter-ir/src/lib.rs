@@ -16,6 +16,7 @@ mod dtype;
 mod graph;
 pub mod infer;
 mod op;
+pub mod rng;
 mod shape;
 mod tensor;
 pub mod text;

@@ -1,37 +1,11 @@
 //! Seeded random inputs for differential tests: the same seed gives the same tensors on every machine.
 //!
-//! A small SplitMix64 generator is enough here; it keeps the oracle crate free of dependencies.
+//! The generator is `sinter_ir::rng::SplitMix64`, shared with the DSL's seeded weights.
 
 use sinter_ir::{DType, Dim, Graph, Tensor, TensorData, TensorType};
 use std::collections::HashMap;
 
-/// SplitMix64: tiny, fast, and statistically good enough for test data.
-#[derive(Clone, Debug)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> SplitMix64 {
-        SplitMix64(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `[lo, hi)`.
-    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.next_f64()
-    }
-}
+pub use sinter_ir::rng::SplitMix64;
 
 /// A random tensor of `dtype` and `shape`: floats uniform in [-1, 1), integers in [0, 4), bools fair.
 pub fn random_tensor(rng: &mut SplitMix64, dtype: DType, shape: &[usize]) -> Tensor {

@@ -3,8 +3,8 @@
 //!
 //! **Invariant: the same seed and the same sequence of layer calls give bit-identical weights on
 //! every machine.** [`Init`] draws from a SplitMix64 stream in the order parameters are requested,
-//! and uses no platform-dependent math. The generator is written here rather than borrowed from
-//! `sinter-ref`, which the DSL must not depend on.
+//! and uses no platform-dependent math. The generator is `sinter_ir::rng::SplitMix64`, the same one
+//! `sinter-ref` uses for random test inputs.
 
 use sinter_ir::{Tensor, TensorData};
 use std::collections::BTreeMap;
@@ -36,33 +36,7 @@ pub trait Params {
     fn param(&mut self, spec: &ParamSpec<'_>) -> Result<Tensor, String>;
 }
 
-/// SplitMix64: tiny, and statistically good enough for initial weights and example inputs.
-#[derive(Clone, Debug)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> SplitMix64 {
-        SplitMix64(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `[lo, hi)`.
-    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.next_f64()
-    }
-}
+pub use sinter_ir::rng::SplitMix64;
 
 /// Seeded random parameters.
 #[derive(Clone, Debug)]
