@@ -66,7 +66,8 @@ impl DType {
         matches!(self, DType::I64 | DType::I32 | DType::I8 | DType::U8)
     }
 
-    /// Signed numeric types: the ones `Neg`, `Abs` and `Sign` are defined on besides floats.
+    /// Signed numeric types (floats and signed integers): the ones `neg` and `relu` accept. `abs` and
+    /// `sign` accept every numeric type (`abs` of u8 is the identity).
     pub fn is_signed(self) -> bool {
         matches!(
             self,

@@ -10,10 +10,18 @@
 //!
 //! Where ONNX leaves a rule to runtimes, inference follows the reference interpreter (`sinter-ref`)
 //! and onnxruntime: pool pads must be smaller than the kernel; `gather_elements` indices may not
-//! exceed `data` off the gather axis; `layer_norm`/`rms_norm` parameters broadcast over the normalized
-//! dims; `resize` sizes are `floor(in * scale)` in f64 (as `onnx.reference`) and bool is rejected;
+//! exceed `data` off the gather axis; `layer_norm`/`rms_norm` parameters have `x`'s dtype and
+//! broadcast over the normalized dims `x.shape[axis..]`; `resize` sizes are `floor(f64(scale) * in)`
+//! (as `onnx.reference`), and bool is accepted in nearest mode only; `range` counts in f64;
 //! `sequence_lens` may be i64 as well as i32; batch_norm parameters and attention's `v` share `x`'s
-//! (`q`'s) dtype; global pools and `lrn` need rank 3.
+//! (`q`'s) dtype; global pools need rank 3 and pools a non-empty spatial input; conv_transpose's
+//! `output_padding` is smaller than the stride. `tests/infer_ref_agreement.rs` checks, op by op on
+//! random cases, that inference accepts exactly what the reference interpreter can evaluate and
+//! gives the types it produces.
+//!
+//! Two IR-wide limits are checked here as in the interpreter: size-like window and state attributes
+//! are at most [`MAX_ATTR_SIZE`], and every input and output type keeps the [`MAX_ELEMENTS`]
+//! invariant of `shape.rs`.
 //!
 //! **Symbolic dims.** A symbol stands for one unknown size, and there are no dim expressions
 //! (see `shape.rs`). The rules:
@@ -25,16 +33,18 @@
 //!   `a + b` in a concat) is an [`InferErrorKind::Symbolic`] error. The exact cases are handled: dims
 //!   that pass through, windows with stride 1 whose padding restores the size, reshapes whose symbolic
 //!   factors cancel, flatten of one symbol times static dims, full slices.
-//! - A symbolic axis cannot be squeezed (it is not known to be 1) or split (the pieces would assert
-//!   its size): both are errors.
+//! - A listed symbolic axis of `squeeze` is assumed to be 1, and a symbolic axis of `split` to be the
+//!   sum of the pieces, as ONNX assumes (the same "static wins" rule as broadcasting); a different size
+//!   when the graph runs is an evaluation error.
 //! - A slice end of at least `i32::MAX` (ONNX's recommended "to the end" value) is taken to reach the
 //!   end of a symbolic dim: symbolic dims are assumed smaller than `i32::MAX`.
 //!
 //! **No panics.** Attribute values are user input: arithmetic on them is done in `i128` and converted
 //! back with checks.
 
-use crate::{AutoPad, DType, Dim, Graph, GraphError, Op, PadMode, RnnActivation, RnnDirection};
-use crate::{Shape, TensorType, Value};
+use crate::RnnDirection;
+use crate::{AutoPad, DType, Dim, Graph, GraphError, Op, PadMode, ResizeMode, RnnActivation};
+use crate::{Shape, TensorType, Value, MAX_ATTR_SIZE, MAX_ELEMENTS};
 use std::fmt;
 use std::sync::Arc;
 
@@ -138,12 +148,29 @@ fn unify_dims(a: &Dim, b: &Dim) -> Option<Dim> {
 pub fn infer_types(op: &Op, inputs: &[Option<&TensorType>]) -> Result<Vec<TensorType>, InferError> {
     let cx = Cx { op, inputs };
     cx.check_arity()?;
+    for (slot_idx, input) in inputs.iter().enumerate() {
+        if let Some(ty) = input {
+            cx.check_max_elements(&format!("input `{}`", cx.label(slot_idx)), ty)?;
+        }
+    }
+    let outputs = infer_unchecked(&cx)?;
+    for (port_idx, ty) in outputs.iter().enumerate() {
+        cx.check_max_elements(&format!("output {port_idx}"), ty)?;
+    }
+    Ok(outputs)
+}
+
+/// The output types, before the element-count invariant is checked on them.
+fn infer_unchecked(cx: &Cx) -> Result<Vec<TensorType>, InferError> {
+    let cx = *cx;
+    let op = cx.op;
     use Op::*;
     let one = |ty: InferResult<TensorType>| ty.map(|ty| vec![ty]);
     match op {
         Neg {} | Relu {} => one(unary(&cx, SIGNED)),
-        Abs {} | Erf {} | Sign {} => one(unary(&cx, NUMERIC)),
-        Exp {}
+        Abs {} | Sign {} => one(unary(&cx, NUMERIC)),
+        Erf {}
+        | Exp {}
         | Log {}
         | Sqrt {}
         | Reciprocal {}
@@ -259,7 +286,12 @@ pub fn infer_types(op: &Op, inputs: &[Option<&TensorType>]) -> Result<Vec<Tensor
         InstanceNorm { .. } => one(instance_norm(&cx)),
         Lrn { size, .. } => one(lrn(&cx, *size)),
         Pad { pads, mode, value } => one(pad(&cx, pads, *mode, *value)),
-        Resize { scales, sizes, .. } => one(resize(&cx, scales, sizes)),
+        Resize {
+            mode,
+            scales,
+            sizes,
+            ..
+        } => one(resize(&cx, *mode, scales, sizes)),
 
         ReduceSum {
             axes,
@@ -551,6 +583,7 @@ const MAX_POOL: Allowed = Allowed {
 };
 
 /// One op's inference: the op and its input types, with helpers that build errors naming both.
+#[derive(Clone, Copy)]
 struct Cx<'a> {
     op: &'a Op,
     inputs: &'a [Option<&'a TensorType>],
@@ -577,6 +610,16 @@ impl<'a> Cx<'a> {
 
     fn sym_err<T>(&self, message: impl Into<String>) -> InferResult<T> {
         Err(self.error(InferErrorKind::Symbolic(message.into())))
+    }
+
+    /// Checks the [`MAX_ELEMENTS`] invariant of a type (see `shape.rs`).
+    fn check_max_elements(&self, what: &str, ty: &TensorType) -> InferResult<()> {
+        if !ty.shape.within_max_elements() {
+            return self.shape_err(format!(
+                "{what} of type {ty} has more than {MAX_ELEMENTS} elements"
+            ));
+        }
+        Ok(())
     }
 
     fn is_variadic(&self) -> bool {
@@ -799,8 +842,20 @@ impl<'a> Cx<'a> {
         usize::try_from(value).or_else(|_| self.attr_err(attr, format!("{value} is too large")))
     }
 
-    /// A per-spatial-axis attribute: empty means `default` everywhere, else one entry per axis, each
-    /// at least `min`.
+    /// A window or state size attribute (see [`MAX_ATTR_SIZE`]): at least `min`, at most
+    /// `MAX_ATTR_SIZE`.
+    fn window_attr(&self, attr: &'static str, value: i64, min: i64) -> InferResult<usize> {
+        if value > MAX_ATTR_SIZE {
+            return self.attr_err(
+                attr,
+                format!("must be at most {MAX_ATTR_SIZE}, got {value}"),
+            );
+        }
+        self.size_attr(attr, value, min)
+    }
+
+    /// A per-spatial-axis window attribute: empty means `default` everywhere, else one entry per axis,
+    /// each in `[min, MAX_ATTR_SIZE]`.
     fn per_axis(
         &self,
         attr: &'static str,
@@ -820,7 +875,7 @@ impl<'a> Cx<'a> {
         }
         values
             .iter()
-            .map(|&v| self.size_attr(attr, v, min))
+            .map(|&v| self.window_attr(attr, v, min))
             .collect()
     }
 
@@ -843,7 +898,10 @@ impl<'a> Cx<'a> {
         let fits = match dtype {
             DType::F32 | DType::F64 => true,
             DType::Bool => value == 0.0 || value == 1.0,
-            DType::I64 => is_integral_in(value, i64::MIN as f64, i64::MAX as f64),
+            // `i64::MAX as f64` rounds up to 2^63, which does not fit.
+            DType::I64 => {
+                is_integral_in(value, i64::MIN as f64, i64::MAX as f64) && value < 2f64.powi(63)
+            }
             DType::I32 => is_integral_in(value, f64::from(i32::MIN), f64::from(i32::MAX)),
             DType::I8 => is_integral_in(value, f64::from(i8::MIN), f64::from(i8::MAX)),
             DType::U8 => is_integral_in(value, 0.0, f64::from(u8::MAX)),
@@ -867,17 +925,6 @@ fn ceil_div(num: i128, den: i128) -> i128 {
     (num + den - 1).div_euclid(den)
 }
 
-/// `ceil(num / den)` for any signs, `den != 0`.
-fn ceil_div_signed(num: i128, den: i128) -> i128 {
-    let (quotient, remainder) = (num / den, num % den);
-    // Division truncates toward zero, so a positive inexact quotient is one too small.
-    if remainder != 0 && (remainder > 0) == (den > 0) {
-        quotient + 1
-    } else {
-        quotient
-    }
-}
-
 fn i128_to_usize(value: i128) -> Option<usize> {
     usize::try_from(value).ok()
 }
@@ -891,15 +938,11 @@ fn unary(cx: &Cx, allowed: Allowed) -> InferResult<TensorType> {
 
 fn clip(cx: &Cx, min: Option<f64>, max: Option<f64>) -> InferResult<TensorType> {
     let dtype = cx.dtype(0, NUMERIC)?;
+    // ONNX passes the bounds as tensors of `x`'s dtype: any float (NaN included, which makes every
+    // element NaN as in numpy) or a whole number in an integer dtype's range.
     for (attr, bound) in [("min", min), ("max", max)] {
         if let Some(bound) = bound {
-            if dtype.is_float() {
-                if bound.is_nan() {
-                    return cx.attr_err(attr, "must not be NaN");
-                }
-            } else {
-                cx.value_fits(attr, bound, dtype)?;
-            }
+            cx.value_fits(attr, bound, dtype)?;
         }
     }
     Ok(cx.input(0)?.clone())
@@ -1065,7 +1108,7 @@ impl Window {
             attrs
                 .pads
                 .iter()
-                .map(|&p| cx.size_attr("pads", p, 0))
+                .map(|&p| cx.window_attr("pads", p, 0))
                 .collect::<InferResult<_>>()?
         };
         Ok(Window {
@@ -1119,13 +1162,15 @@ impl Window {
                     ));
                 }
                 let span = padded - kernel;
-                let mut out = if self.ceil_mode {
+                // ONNX's `valid` formula rounds down whatever `ceil_mode` says.
+                let ceil_mode = self.ceil_mode && self.auto_pad == AutoPad::NotSet;
+                let mut out = if ceil_mode {
                     ceil_div(span, stride) + 1
                 } else {
                     span / stride + 1
                 };
                 // ONNX (like PyTorch) drops a last window that would start in the end padding.
-                if self.ceil_mode && (out - 1) * stride >= n + pad_begin {
+                if ceil_mode && (out - 1) * stride >= n + pad_begin {
                     out -= 1;
                 }
                 Ok(Dim::Static(out as usize))
@@ -1213,16 +1258,34 @@ fn conv_transpose(
     let x = cx.min_rank(0, 3)?;
     let w = cx.rank(1, x.len())?;
     let n_axes = x.len() - 2;
+    // ONNX: with `output_shape`, the pads follow from it and the `pads` attribute is ignored (it may
+    // still not be combined with auto_pad).
+    let attrs = if output_shape.is_empty() {
+        attrs
+    } else {
+        if attrs.auto_pad != AutoPad::NotSet && !attrs.pads.is_empty() {
+            return cx.attr_err(
+                "pads",
+                format!(
+                    "cannot be given together with auto_pad={} (ONNX forbids both)",
+                    attrs.auto_pad.name()
+                ),
+            );
+        }
+        WindowAttrs { pads: &[], ..attrs }
+    };
     let window = Window::new(cx, static_kernel(cx, 1, &w[2..])?, &attrs)?;
     let group = cx.size_attr("group", group, 1)?;
     let output_padding = cx.per_axis("output_padding", output_padding, n_axes, 0, 0)?;
+    // The forward convolution of the output must give back the input size, so the extra outputs stay
+    // within one stride (onnxruntime and onnx.reference reject the rest).
     for (axis_idx, &adj) in output_padding.iter().enumerate() {
-        if adj >= window.strides[axis_idx] && adj >= window.dilations[axis_idx] {
+        if adj >= window.strides[axis_idx] {
             return cx.attr_err(
                 "output_padding",
                 format!(
-                    "must be less than the stride ({}) or the dilation ({}) of spatial axis {axis_idx}, got {adj}",
-                    window.strides[axis_idx], window.dilations[axis_idx]
+                    "must be smaller than the stride ({}) of spatial axis {axis_idx}, got {adj}",
+                    window.strides[axis_idx]
                 ),
             );
         }
@@ -1251,11 +1314,43 @@ fn conv_transpose(
         cx.rank(2, 1)?;
         cx.expect_dim(2, 0, &out_channels, "the output channel count")?;
     }
+    // Every input position scatters into the output, so an empty spatial axis has no output size
+    // that the forward convolution maps back to it.
+    if let Some(axis_idx) = x[2..].iter().position(|d| *d == Dim::Static(0)) {
+        return cx.shape_err(format!(
+            "spatial axis {axis_idx} of `x` {} is empty",
+            cx.input(0)?.shape
+        ));
+    }
     let mut dims = vec![x[0].clone(), out_channels];
     for (axis_idx, in_dim) in x[2..].iter().enumerate() {
         let stride = window.strides[axis_idx] as i128;
         let dim = if let Some(output_shape) = &output_shape {
-            Dim::Static(output_shape[axis_idx])
+            let target = output_shape[axis_idx];
+            let same = matches!(window.auto_pad, AutoPad::SameUpper | AutoPad::SameLower);
+            if let (Dim::Static(n), false) = (in_dim, same) {
+                // The full output is `stride * (in - 1) + output_padding + extent`. A larger target
+                // gets its extra outputs at the end, and the forward convolution still gives back
+                // `in` while it exceeds the full size by less than `stride - output_padding`. (With
+                // same_* the total padding `full - target` is split around the output instead and
+                // may be negative, so every target works.)
+                let adj = output_padding[axis_idx] as i128;
+                let full = stride
+                    .saturating_mul(*n as i128 - 1)
+                    .saturating_add(adj)
+                    .saturating_add(window.effective_kernel(axis_idx));
+                let largest = full.saturating_add(stride - 1 - adj);
+                if target as i128 > largest {
+                    return cx.attr_err(
+                        "output_shape",
+                        format!(
+                            "spatial axis {axis_idx}: {target} is more than a stride beyond the full \
+                             output size {full}, so no input position reaches the last outputs"
+                        ),
+                    );
+                }
+            }
+            Dim::Static(target)
         } else if matches!(window.auto_pad, AutoPad::SameUpper | AutoPad::SameLower) {
             // ONNX: `output_shape[i] = input_shape[i] * strides[i]`.
             cx.scale_dim(in_dim, stride as usize, &format!("spatial axis {axis_idx}"))?
@@ -1329,6 +1424,7 @@ fn pool(
             );
         }
     }
+    no_empty_spatial_axis(cx, x)?;
     let mut dims = vec![x[0].clone(), x[1].clone()];
     for (axis_idx, in_dim) in x[2..].iter().enumerate() {
         dims.push(window.output_dim(cx, axis_idx, in_dim)?);
@@ -1336,9 +1432,21 @@ fn pool(
     Ok(TensorType::new(dtype, dims))
 }
 
+/// A pooling window over an empty spatial axis would pool nothing (only padding), so pools reject it.
+fn no_empty_spatial_axis(cx: &Cx, x: &[Dim]) -> InferResult<()> {
+    match x[2..].iter().position(|d| *d == Dim::Static(0)) {
+        Some(axis_idx) => cx.shape_err(format!(
+            "spatial axis {axis_idx} of `x` {} is empty, so there is nothing to pool",
+            Shape(x.to_vec())
+        )),
+        None => Ok(()),
+    }
+}
+
 fn global_pool(cx: &Cx) -> InferResult<TensorType> {
     let dtype = cx.dtype(0, FLOAT)?;
     let x = cx.min_rank(0, 3)?;
+    no_empty_spatial_axis(cx, x)?;
     let mut dims = vec![x[0].clone(), x[1].clone()];
     dims.resize(x.len(), Dim::Static(1));
     Ok(TensorType::new(dtype, dims))
@@ -1375,7 +1483,8 @@ fn instance_norm(cx: &Cx) -> InferResult<TensorType> {
 
 fn lrn(cx: &Cx, size: i64) -> InferResult<TensorType> {
     cx.dtype(0, FLOAT)?;
-    cx.min_rank(0, 3)?;
+    // `[N, C, D_1, ..]`: the window runs over channels, so no spatial dim is needed.
+    cx.min_rank(0, 2)?;
     cx.size_attr("size", size, 1)?;
     Ok(cx.input(0)?.clone())
 }
@@ -1406,12 +1515,13 @@ fn layer_norm(cx: &Cx, axis: i64) -> InferResult<TensorType> {
 
 fn rms_norm(cx: &Cx, axis: i64) -> InferResult<TensorType> {
     cx.dtype(0, FLOAT)?;
-    // ONNX RMSNormalization: the output has the scale's dtype, which may differ from `x`'s.
-    let dtype = cx.dtype(1, FLOAT)?;
+    // ONNX RMSNormalization allows a scale of another float type (and then outputs that type); the IR
+    // keeps one dtype, as for layer_norm, and the importer casts.
+    cx.same_dtype(1, 0)?;
     let x = cx.input(0)?;
     let axis_idx = cx.axis("axis", axis, x.rank())?;
     cx.broadcasts_to(1, &x.shape.dims()[axis_idx..], "the normalized shape")?;
-    Ok(TensorType::new(dtype, x.shape.clone()))
+    Ok(x.clone())
 }
 
 fn group_norm(cx: &Cx, num_groups: i64) -> InferResult<TensorType> {
@@ -1520,6 +1630,13 @@ fn attention(cx: &Cx, q_num_heads: i64, kv_num_heads: i64) -> InferResult<Tensor
         );
     }
     let q = head_layout(cx, 0, "q_num_heads", q_num_heads)?;
+    // All 4-d or all 3-d: the layouts are not mixed.
+    let q_rank = cx.input(0)?.rank();
+    for slot_idx in [1, 2] {
+        if cx.input(slot_idx)?.rank() != q_rank {
+            return cx.rank_error(slot_idx, format!("{q_rank} (the rank of `q`)"));
+        }
+    }
     let k = head_layout(cx, 1, "kv_num_heads", kv_num_heads)?;
     let v = head_layout(cx, 2, "kv_num_heads", kv_num_heads)?;
     let batch = cx.unify("the batch sizes of `q` and `k`", &q.batch, &k.batch)?;
@@ -1601,6 +1718,15 @@ fn pad(cx: &Cx, pads: &[i64], mode: PadMode, value: f64) -> InferResult<TensorTy
             ),
         );
     }
+    if let Some(&pad) = pads
+        .iter()
+        .find(|p| p.unsigned_abs() > MAX_ATTR_SIZE as u64)
+    {
+        return cx.attr_err(
+            "pads",
+            format!("entries must be within ±{MAX_ATTR_SIZE}, got {pad}"),
+        );
+    }
     if mode == PadMode::Constant {
         cx.value_fits("value", value, x.dtype)?;
     }
@@ -1609,23 +1735,24 @@ fn pad(cx: &Cx, pads: &[i64], mode: PadMode, value: f64) -> InferResult<TensorTy
         let (begin, end) = (i128::from(pads[axis]), i128::from(pads[axis + rank]));
         let out = match dim {
             Dim::Static(n) => {
-                if mode != PadMode::Constant && *n == 0 && (begin > 0 || end > 0) {
+                // Negative pads crop first (as onnxruntime does), then the positive ones extend what
+                // is left, which the non-constant modes need to be non-empty.
+                let crop = (-begin).max(0) + (-end).max(0);
+                let Some(kept) = i128_to_usize(*n as i128 - crop) else {
+                    return cx.attr_err(
+                        "pads",
+                        format!(
+                            "crops axis {axis} of size {n} by more than its size ({begin}, {end})"
+                        ),
+                    );
+                };
+                if mode != PadMode::Constant && kept == 0 && (begin > 0 || end > 0) {
                     return cx.shape_err(format!(
-                        "axis {axis} is empty, so it cannot be padded in {} mode",
+                        "axis {axis} is empty after cropping, so it cannot be padded in {} mode",
                         mode.name()
                     ));
                 }
-                match i128_to_usize(*n as i128 + begin + end) {
-                    Some(out) => Dim::Static(out),
-                    None => {
-                        return cx.attr_err(
-                            "pads",
-                            format!(
-                            "crops axis {axis} of size {n} by more than its size ({begin}, {end})"
-                        ),
-                        )
-                    }
-                }
+                Dim::Static(kept + begin.max(0) as usize + end.max(0) as usize)
             }
             Dim::Sym(_) if begin + end == 0 => dim.clone(),
             Dim::Sym(_) => {
@@ -1637,10 +1764,15 @@ fn pad(cx: &Cx, pads: &[i64], mode: PadMode, value: f64) -> InferResult<TensorTy
     Ok(TensorType::new(x.dtype, dims))
 }
 
-/// Both modes accept every numeric dtype (integer results of `linear` are saturated).
-fn resize(cx: &Cx, scales: &[f32], sizes: &[i64]) -> InferResult<TensorType> {
+/// `nearest` copies elements, so it takes any dtype (ONNX allows all types); `linear` needs a numeric
+/// one (integer results are saturated). Output sizes are `floor(f64(scale) * in)`, as `onnx.reference`
+/// computes them (numpy multiplies the f32 scale and the i64 shape in f64); 0 is a valid size, but an
+/// empty axis cannot be interpolated to a non-empty one.
+fn resize(cx: &Cx, mode: ResizeMode, scales: &[f32], sizes: &[i64]) -> InferResult<TensorType> {
     let x = cx.input(0)?;
-    cx.dtype(0, NUMERIC)?;
+    if mode == ResizeMode::Linear {
+        cx.dtype(0, NUMERIC)?;
+    }
     let rank = x.rank();
     let dims = match (scales.is_empty(), sizes.is_empty()) {
         (false, false) => {
@@ -1659,10 +1791,18 @@ fn resize(cx: &Cx, scales: &[f32], sizes: &[i64]) -> InferResult<TensorType> {
                     format!("must have {rank} entries (one per axis), got {sizes:?}"),
                 );
             }
-            sizes
-                .iter()
-                .map(|&s| cx.size_attr("sizes", s, 0).map(Dim::Static))
-                .collect::<InferResult<Vec<_>>>()?
+            let mut dims = Vec::with_capacity(rank);
+            for (axis, (dim, &size)) in x.shape.dims().iter().zip(sizes).enumerate() {
+                // A symbolic axis takes the static size too: the output does not depend on it.
+                let size = cx.window_attr("sizes", size, 0)?;
+                if *dim == Dim::Static(0) && size > 0 {
+                    return cx.shape_err(format!(
+                        "axis {axis} is empty and cannot be resized to {size} elements"
+                    ));
+                }
+                dims.push(Dim::Static(size));
+            }
+            dims
         }
         (false, true) => {
             if scales.len() != rank {
@@ -1681,7 +1821,16 @@ fn resize(cx: &Cx, scales: &[f32], sizes: &[i64]) -> InferResult<TensorType> {
                 }
                 dims.push(match dim {
                     // onnx.reference multiplies in f64 (numpy promotes the f32 scale).
-                    Dim::Static(n) => Dim::Static((f64::from(scale) * *n as f64).floor() as usize),
+                    Dim::Static(n) => {
+                        let size = (f64::from(scale) * *n as f64).floor();
+                        if size >= usize::MAX as f64 {
+                            return cx.attr_err(
+                                "scales",
+                                format!("make axis {axis} of size {n} too large ({size})"),
+                            );
+                        }
+                        Dim::Static(size as usize)
+                    }
                     Dim::Sym(_) if scale == 1.0 => dim.clone(),
                     Dim::Sym(_) => {
                         return cx.sym_err(format!("axis {axis} would be floor(`{dim}` * {scale})"))
@@ -1713,6 +1862,23 @@ fn reduce(
     } else {
         cx.axes("axes", axes, x.rank())?
     };
+    // An integer mean over an empty group has no value (0 / 0): rejected when the shapes say so
+    // statically (a reduced axis is 0 and the result is not empty). A symbolic dim bound to 0 fails
+    // when the graph runs.
+    if matches!(cx.op, Op::ReduceMean { .. }) && dtype.is_int() {
+        let is_kept = |axis: &usize| !reduced.contains(axis);
+        let dims = x.shape.dims();
+        let empty_group = reduced.iter().any(|&axis| dims[axis] == Dim::Static(0));
+        let groups_exist = (0..dims.len())
+            .filter(is_kept)
+            .all(|axis| matches!(dims[axis], Dim::Static(n) if n > 0));
+        if empty_group && groups_exist {
+            return cx.shape_err(format!(
+                "the {dtype} mean over an empty axis of {} has no value (0 / 0)",
+                x.shape
+            ));
+        }
+    }
     let mut dims = Vec::with_capacity(x.rank());
     for (axis, dim) in x.shape.dims().iter().enumerate() {
         if !reduced.contains(&axis) {
@@ -1728,6 +1894,14 @@ fn arg_reduce(cx: &Cx, axis: i64, keepdims: bool) -> InferResult<TensorType> {
     cx.dtype(0, NUMERIC)?;
     let x = cx.input(0)?;
     let axis_idx = cx.axis("axis", axis, x.rank())?;
+    // An empty axis has no extreme, so there is no index to return (numpy raises too). A symbolic axis
+    // bound to 0 fails when the graph runs.
+    if x.shape.0[axis_idx] == Dim::Static(0) {
+        return cx.shape_err(format!(
+            "axis {axis_idx} of {} is empty, so it has no extreme",
+            x.shape
+        ));
+    }
     let mut dims = x.shape.0.clone();
     if keepdims {
         dims[axis_idx] = Dim::Static(1);
@@ -1968,20 +2142,14 @@ fn squeeze(cx: &Cx, axes: &[i64]) -> InferResult<TensorType> {
     } else {
         let removed = cx.axes("axes", axes, x.rank())?;
         for &axis in &removed {
-            // A symbolic dim is not known to be 1, so squeezing it would be a guess.
-            match &x.shape.0[axis] {
-                Dim::Static(1) => {}
-                Dim::Static(n) => {
+            // A listed symbolic axis is assumed to be 1, as ONNX assumes; the reference interpreter
+            // rejects another size when the graph runs.
+            if let Dim::Static(n) = x.shape.0[axis] {
+                if n != 1 {
                     return cx.shape_err(format!(
                         "cannot squeeze axis {axis} of {}: its size is {n}, not 1",
                         x.shape
-                    ))
-                }
-                Dim::Sym(name) => {
-                    return cx.shape_err(format!(
-                    "cannot squeeze axis {axis} of {}: the symbol `{name}` is not known to be 1",
-                    x.shape
-                ))
+                    ));
                 }
             }
         }
@@ -2080,12 +2248,9 @@ fn split_op(cx: &Cx, split: &[i64], axis: i64) -> InferResult<Vec<TensorType>> {
                 format!("must sum to the size {n} of axis {axis_idx}, got {split:?} (sum {total})"),
             )
         }
-        // The pieces of a symbolic axis would be expressions of the symbol.
-        Dim::Sym(name) => {
-            return cx.sym_err(format!(
-                "splitting the symbolic axis {axis_idx} (`{name}`) into {split:?} asserts `{name}` = {total}"
-            ))
-        }
+        // A symbolic axis is assumed to be the sum, as ONNX assumes (the pieces are static); the
+        // reference interpreter rejects another size when the graph runs.
+        Dim::Sym(_) => {}
     }
     Ok(sizes
         .into_iter()
@@ -2268,13 +2433,10 @@ fn range(cx: &Cx, start: f64, limit: f64, delta: f64, dtype: DType) -> InferResu
     if delta == 0.0 {
         return cx.attr_err("delta", "must not be 0");
     }
-    // ONNX: max(ceil((limit - start) / delta), 0), computed in the output dtype.
-    let count = match dtype {
-        DType::F32 => f64::from(((limit as f32 - start as f32) / delta as f32).ceil()),
-        DType::F64 => ((limit - start) / delta).ceil(),
-        _ => ceil_div_signed(limit as i128 - start as i128, delta as i128) as f64,
-    };
-    let count = count.max(0.0);
+    // max(ceil((limit - start) / delta), 0) in f64 from the attributes, for every dtype: what
+    // `onnx.reference` computes (numpy's arange counts in f64) and what `sinter-ref` computes. Counts
+    // beyond 2^53 are not exact in f64, so they are rejected.
+    let count = ((limit - start) / delta).ceil().max(0.0);
     if !count.is_finite() || count > (1u64 << 53) as f64 {
         return cx.attr_err("limit", format!("gives {count} elements, too many"));
     }
@@ -2354,11 +2516,7 @@ struct RecurrentAttrs<'a> {
 
 fn recurrent(cx: &Cx, kind: RecurrentKind, attrs: &RecurrentAttrs) -> InferResult<Vec<TensorType>> {
     let dtype = cx.dtype(0, FLOAT)?;
-    let hidden = cx.size_attr("hidden_size", attrs.hidden_size, 1)?;
-    // The weights stack up to 8 * hidden_size rows (LSTM biases), which must not overflow.
-    if hidden > usize::MAX / 8 {
-        return cx.attr_err("hidden_size", format!("{hidden} is too large"));
-    }
+    let hidden = cx.window_attr("hidden_size", attrs.hidden_size, 1)?;
     let n_directions = if attrs.direction == RnnDirection::Bidirectional {
         2
     } else {
@@ -2380,15 +2538,18 @@ fn recurrent(cx: &Cx, kind: RecurrentKind, attrs: &RecurrentAttrs) -> InferResul
             ),
         );
     }
+    // The parameters are positional: entry `i` belongs to `activations[i]`, so a non-empty list has
+    // exactly one entry per listed activation (none when the defaults are used).
     for (attr, values) in [
         ("activation_alpha", attrs.activation_alpha),
         ("activation_beta", attrs.activation_beta),
     ] {
-        if values.len() > n_activations {
+        if !values.is_empty() && values.len() != attrs.activations.len() {
             return cx.attr_err(
                 attr,
                 format!(
-                    "has {} entries, more than the {n_activations} activations",
+                    "must be empty or have one entry per listed activation ({}), got {} entries",
+                    attrs.activations.len(),
                     values.len()
                 ),
             );

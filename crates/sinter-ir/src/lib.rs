@@ -29,9 +29,10 @@ pub use graph::{Edge, Graph, GraphError, Node, NodeId, NodeKind, Value};
 pub use infer::{broadcast_shapes, infer_types, BuildError, InferError, InferErrorKind};
 pub use op::{
     AutoPad, CoordTransform, GeluApprox, NearestMode, Op, OpAttrError, PadMode, ResizeMode,
-    RnnActivation, RnnDirection, BINARY_ELEMENTWISE, SELU_ALPHA, SELU_GAMMA, UNARY_ELEMENTWISE,
+    RnnActivation, RnnDirection, BINARY_ELEMENTWISE, MAX_ATTR_SIZE, SELU_ALPHA, SELU_GAMMA,
+    UNARY_ELEMENTWISE,
 };
-pub use shape::{Dim, Shape, TensorType};
+pub use shape::{dims_within_max_elements, Dim, Shape, TensorType, MAX_ELEMENTS};
 pub use tensor::{Elem, Tensor, TensorData, TensorSizeError};
 pub use text::{
     graphs_equal, parse_file, parse_graph, print_graph, ParseError, ParseOptions, PrintOptions,

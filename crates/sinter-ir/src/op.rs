@@ -246,6 +246,13 @@ macro_rules! define_ops {
     };
 }
 
+/// The largest magnitude of a size-like attribute of a window or state: `kernel_shape`, `strides`,
+/// `dilations` and `pads` of conv, conv_transpose and the pools, conv_transpose's `output_padding` and
+/// `output_shape`, pad's `pads`, resize's `sizes` and the recurrent ops' `hidden_size`. Real models
+/// stay far below 2^31; the bound keeps index arithmetic over such attributes from overflowing, and
+/// inference and the reference interpreter both reject larger values.
+pub const MAX_ATTR_SIZE: i64 = 1 << 31;
+
 /// The default SELU constants, as ONNX gives them.
 pub const SELU_ALPHA: f32 = 1.673_263_2;
 pub const SELU_GAMMA: f32 = 1.050_701;

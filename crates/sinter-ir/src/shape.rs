@@ -9,6 +9,26 @@ use crate::DType;
 use std::fmt;
 use std::sync::Arc;
 
+/// The largest element count of a tensor, 2^60 - 1: a buffer of this many 8-byte elements still fits
+/// in `isize::MAX` bytes.
+///
+/// **Invariant: the non-zero static dims of a shape multiply to at most `MAX_ELEMENTS`.** Inference
+/// rejects input and output types that break it and the reference interpreter rejects such tensors,
+/// so the product of any subset of a valid shape's dims fits in `usize` (an empty tensor may not hide
+/// an astronomically large dim).
+pub const MAX_ELEMENTS: usize = isize::MAX as usize / 8;
+
+/// Whether `dims` keeps the [`MAX_ELEMENTS`] invariant: its non-zero dims multiply to at most
+/// `MAX_ELEMENTS`.
+pub fn dims_within_max_elements(dims: &[usize]) -> bool {
+    dims.iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |acc, &d| {
+            acc.checked_mul(d).filter(|&n| n <= MAX_ELEMENTS)
+        })
+        .is_some()
+}
+
 /// One dimension of a shape.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dim {
@@ -84,9 +104,19 @@ impl Shape {
         self.0.iter().map(Dim::as_static).collect()
     }
 
-    /// Element count, if every dim is static.
+    /// Element count, if every dim is static and the count fits `usize` (0 when any dim is 0).
     pub fn num_elements(&self) -> Option<usize> {
-        self.as_static().map(|d| d.iter().product())
+        let dims = self.as_static()?;
+        if dims.contains(&0) {
+            return Some(0);
+        }
+        dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+    }
+
+    /// Whether the static dims keep the [`MAX_ELEMENTS`] invariant (symbolic dims are not counted).
+    pub fn within_max_elements(&self) -> bool {
+        let static_dims: Vec<usize> = self.0.iter().filter_map(Dim::as_static).collect();
+        dims_within_max_elements(&static_dims)
     }
 }
 

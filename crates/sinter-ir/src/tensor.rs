@@ -235,10 +235,20 @@ pub struct TensorSizeError {
     pub actual: usize,
 }
 
+/// The element count of a static shape: 0 if any dim is 0 (even when the others are huge), `None` if
+/// the product overflows.
+fn element_count(shape: &[usize]) -> Option<usize> {
+    if shape.contains(&0) {
+        return Some(0);
+    }
+    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+}
+
 impl Tensor {
-    /// Pairs a shape with data, checking the element count.
+    /// Pairs a shape with data, checking the element count. A shape with a 0 dim has no elements
+    /// whatever its other dims are; a count that overflows `usize` matches no data.
     pub fn new(shape: Vec<usize>, data: TensorData) -> Result<Tensor, TensorSizeError> {
-        let expected = shape.iter().product::<usize>();
+        let expected = element_count(&shape).unwrap_or(usize::MAX);
         if expected != data.len() {
             return Err(TensorSizeError {
                 shape,
@@ -262,8 +272,9 @@ impl Tensor {
         }
     }
 
+    /// A tensor of zeros (false for bool). The shape's element count must be allocatable.
     pub fn zeros(dtype: DType, shape: Vec<usize>) -> Tensor {
-        let len = shape.iter().product();
+        let len = element_count(&shape).expect("the element count of a zeros tensor fits usize");
         Tensor {
             shape,
             data: TensorData::zeros(dtype, len),

@@ -487,10 +487,22 @@ fn clip_bounds_must_fit_the_dtype() {
         &["u8[3]"],
         &["attribute `max`", "u8"],
     );
-    check_err(
+    // ONNX passes the bounds as tensors of x's dtype: a NaN bound is a valid f32 (every element
+    // becomes NaN), but no integer.
+    check(
         &op("clip", &[("max", float(f64::NAN))]),
         &["f32[3]"],
-        &["must not be NaN"],
+        &["f32[3]"],
+    );
+    check_err(
+        &op("clip", &[("min", float(f64::NAN))]),
+        &["i8[3]"],
+        &["attribute `min` must be representable as i8, got NaN"],
+    );
+    check_err(
+        &op("clip", &[("min", float(f64::NEG_INFINITY))]),
+        &["i64[3]"],
+        &["attribute `min` must be representable as i64"],
     );
 }
 
@@ -948,7 +960,57 @@ fn conv_transpose_output_sizes() {
     check_err(
         &big_adj,
         &["f32[1,2,3,3]", "f32[2,3,3,3]"],
-        &["attribute `output_padding` must be less than the stride (2)"],
+        &["attribute `output_padding` must be smaller than the stride (2)"],
+    );
+    // A dilation larger than output_padding does not help: the extra outputs must stay within one
+    // stride, as the interpreter (and onnxruntime) require.
+    let dilated_adj = op(
+        "conv_transpose",
+        &[
+            ("dilations", ints(&[3, 3])),
+            ("output_padding", ints(&[1, 0])),
+        ],
+    );
+    check_err(
+        &dilated_adj,
+        &["f32[1,2,3,3]", "f32[2,3,3,3]"],
+        &["attribute `output_padding` must be smaller than the stride (1)"],
+    );
+    // output_shape may exceed the full size (here 2 * 2 + 3 = 7) by less than a stride...
+    let shaped = |size: i64| {
+        op(
+            "conv_transpose",
+            &[
+                ("strides", ints(&[2, 2])),
+                ("output_shape", ints(&[size, 7])),
+            ],
+        )
+    };
+    check(
+        &shaped(8),
+        &["f32[1,2,3,3]", "f32[2,3,3,3]"],
+        &["f32[1,3,8,7]"],
+    );
+    check_err(
+        &shaped(9),
+        &["f32[1,2,3,3]", "f32[2,3,3,3]"],
+        &["attribute `output_shape` spatial axis 0: 9 is more than a stride beyond the full output size 7"],
+    );
+    // ...and with output_shape the pads are ignored, as ONNX says.
+    let ignored_pads = op(
+        "conv_transpose",
+        &[("pads", ints(&[-3, 9])), ("output_shape", ints(&[5]))],
+    );
+    check(
+        &ignored_pads,
+        &["f32[1,2,3]", "f32[2,3,3]"],
+        &["f32[1,3,5]"],
+    );
+    // An empty spatial input has no output size that maps back to it.
+    check_err(
+        &op("conv_transpose", &[]),
+        &["f32[1,2,0,3]", "f32[2,3,3,3]"],
+        &["spatial axis 0 of `x` [1,2,0,3] is empty"],
     );
     check_err(
         &op("conv_transpose", &[]),
@@ -1210,11 +1272,17 @@ fn layer_rms_norm_and_softmax() {
         &["f32[2,3,4]", "f32[4]"],
         &["attribute `axis` must be in [-3, 2] for rank 3, got 3"],
     );
-    // RMSNormalization's output takes the scale's dtype.
+    // The scale has x's dtype (ONNX's RMSNormalization allows another float type; the importer
+    // casts), as layer_norm's.
     check(
         &op("rms_norm", &[]),
-        &["f32[batch,seq,64]", "f64[64]"],
+        &["f64[batch,seq,64]", "f64[64]"],
         &["f64[batch,seq,64]"],
+    );
+    check_err(
+        &op("rms_norm", &[]),
+        &["f32[batch,seq,64]", "f64[64]"],
+        &["input `scale` must be f32 (the dtype of `x`), got f64"],
     );
     check_err(
         &op("rms_norm", &[]),
@@ -1685,10 +1753,11 @@ fn flatten_transpose_squeeze_unsqueeze() {
         &["f32[1,batch,1,4]"],
         &["f32[1,batch,4]"],
     );
-    check_err(
+    // A listed symbolic axis is assumed to be 1, as ONNX assumes.
+    check(
         &op("squeeze", &[("axes", ints(&[1]))]),
         &["f32[2,n]"],
-        &["cannot squeeze axis 1 of [2,n]: the symbol `n` is not known to be 1"],
+        &["f32[2]"],
     );
     check_err(
         &op("squeeze", &[("axes", ints(&[3]))]),
@@ -2307,20 +2376,18 @@ fn rules_shared_with_the_reference_interpreter() {
     );
     check(&ge, &["f32[3,n]", "i64[2,n]"], &["f32[2,n]"]);
     check_err(&ge, &["f32[3,n]", "i64[2,4]"], &["must not exceed"]);
-    // Splitting a symbolic axis would assert its size.
+    // A symbolic split axis is assumed to be the sum of the pieces, as ONNX assumes.
     let split = op("split", &[("split", ints(&[2, 2]))]);
-    check_err(
-        &split,
-        &["f32[n,3]"],
-        &["splitting the symbolic axis 0 (`n`) into [2, 2] asserts `n` = 4"],
-    );
-    // resize interpolates every numeric dtype but not bool.
+    check(&split, &["f32[n,3]"], &["f32[2,3]", "f32[2,3]"]);
+    // resize interpolates every numeric dtype but not bool; nearest copies any dtype.
     let resize = op(
         "resize",
         &[("sizes", ints(&[4])), ("mode", ident("linear"))],
     );
     check(&resize, &["u8[2]"], &["u8[4]"]);
     check_err(&resize, &["bool[2]"], &["must be a numeric dtype"]);
+    let nearest = op("resize", &[("sizes", ints(&[4]))]);
+    check(&nearest, &["bool[2]"], &["bool[4]"]);
     // sequence_lens may be i64 as well as ONNX's i32.
     let rnn = op("rnn", &[("hidden_size", int(4))]);
     check(
@@ -2577,13 +2644,520 @@ fn no_input_or_attribute_makes_inference_panic() {
     for (op, inputs) in &extremes {
         let _ = infer(op, inputs);
     }
-    // Spot checks that extreme attributes are rejected rather than wrapped around.
-    // Huge but consistent attributes still follow the formula: (4 + 2 * pads - extent) / stride + 1.
-    assert_eq!(
-        infer(&extremes[0].0, &extremes[0].1),
-        Ok(vec![ty("f32[1,1,1,1]")])
+    // Spot checks that extreme attributes are rejected rather than wrapped around: window
+    // attributes beyond MAX_ATTR_SIZE, and shapes beyond MAX_ELEMENTS.
+    let err = infer(&extremes[0].0, &extremes[0].1).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("attribute `strides` must be at most 2147483648"),
+        "{err}"
     );
     assert!(infer(&extremes[3].0, &extremes[3].1).is_err());
     assert!(infer(&extremes[20].0, &extremes[20].1).is_err());
     assert!(infer(&extremes[27].0, &extremes[27].1).is_err());
+}
+
+// ---- rules agreed with the reference interpreter and the spec ----
+//
+// One test per decision; `tests/infer_ref_agreement.rs` checks on random cases that the interpreter
+// accepts exactly what these accept.
+
+#[test]
+fn erf_is_float_only() {
+    check(&op("erf", &[]), &["f64[2]"], &["f64[2]"]);
+    for dtype in ["i64", "i32", "i8", "u8", "bool"] {
+        check_err(
+            &op("erf", &[]),
+            &[&format!("{dtype}[2]")],
+            &["input `x` must be a float dtype (f32, f64)"],
+        );
+    }
+}
+
+#[test]
+fn global_pools_need_rank_3_and_spatial_elements() {
+    for name in ["global_average_pool", "global_max_pool"] {
+        check(&op(name, &[]), &["f32[2,3,5]"], &["f32[2,3,1]"]);
+        check_err(&op(name, &[]), &["f32[2,3]"], &["rank at least 3"]);
+        check_err(
+            &op(name, &[]),
+            &["f32[2,3,4,0]"],
+            &["spatial axis 1 of `x` [2,3,4,0] is empty"],
+        );
+    }
+}
+
+#[test]
+fn normalization_parameters_have_the_dtype_of_x() {
+    let bn = op("batch_norm", &[]);
+    let c = "f64[3]";
+    check(&bn, &["f64[2,3,4]", c, c, c, c], &["f64[2,3,4]"]);
+    for slot_idx in 1..5 {
+        let mut inputs = vec!["f64[2,3,4]", c, c, c, c];
+        inputs[slot_idx] = "f32[3]";
+        let name = ["x", "scale", "bias", "mean", "var"][slot_idx];
+        check_err(
+            &bn,
+            &inputs,
+            &[&format!(
+                "input `{name}` must be f64 (the dtype of `x`), got f32"
+            )],
+        );
+    }
+    check_err(
+        &op("rms_norm", &[]),
+        &["f64[2,4]", "f32[4]"],
+        &["input `scale` must be f64 (the dtype of `x`), got f32"],
+    );
+}
+
+#[test]
+fn layer_and_rms_norm_parameters_broadcast_to_the_normalized_dims() {
+    let layer = op("layer_norm", &[("axis", int(1))]);
+    let rms = op("rms_norm", &[("axis", int(1))]);
+    for scale in ["f32[3,4]", "f32[4]", "f32[3,1]", "f32[]"] {
+        check(&layer, &["f32[2,3,4]", scale, scale], &["f32[2,3,4]"]);
+        check(&rms, &["f32[2,3,4]", scale], &["f32[2,3,4]"]);
+    }
+    // Broadcasting to all of x is not enough: the leading dims are not normalized.
+    for scale in ["f32[2,3,4]", "f32[2,1,1]"] {
+        check_err(
+            &layer,
+            &["f32[2,3,4]", scale],
+            &["does not broadcast to the normalized shape [3,4]"],
+        );
+        check_err(
+            &rms,
+            &["f32[2,3,4]", scale],
+            &["does not broadcast to the normalized shape [3,4]"],
+        );
+    }
+    check_err(
+        &layer,
+        &["f32[2,3,4]", "f32[3,4]", "f32[2,3,4]"],
+        &["input `bias` of shape [2,3,4] does not broadcast"],
+    );
+}
+
+#[test]
+fn recurrent_activation_lists_are_per_direction_and_positional() {
+    let rnn = |direction: &str, activations: &[&str], alpha: &[f64]| {
+        let idents = activations.iter().map(|a| a.to_string()).collect();
+        op(
+            "rnn",
+            &[
+                ("hidden_size", int(2)),
+                ("direction", ident(direction)),
+                ("activations", AttrValue::Idents(idents)),
+                ("activation_alpha", AttrValue::Floats(alpha.to_vec())),
+            ],
+        )
+    };
+    let uni = ["f32[3,1,2]", "f32[1,2,2]", "f32[1,2,2]"];
+    let bi = ["f32[3,1,2]", "f32[2,2,2]", "f32[2,2,2]"];
+    check(
+        &rnn("forward", &[], &[]),
+        &uni,
+        &["f32[3,1,1,2]", "f32[1,1,2]"],
+    );
+    check(
+        &rnn("forward", &["leaky_relu"], &[0.1]),
+        &uni,
+        &["f32[3,1,1,2]", "f32[1,1,2]"],
+    );
+    check(
+        &rnn("bidirectional", &["tanh", "relu"], &[]),
+        &bi,
+        &["f32[3,2,1,2]", "f32[2,1,2]"],
+    );
+    // One list shared by both directions is not accepted.
+    check_err(
+        &rnn("bidirectional", &["tanh"], &[]),
+        &bi,
+        &["attribute `activations` must have 2 entries (1 per direction), got 1"],
+    );
+    // alpha/beta: empty, or exactly one entry per listed activation.
+    check_err(
+        &rnn("bidirectional", &["tanh", "leaky_relu"], &[0.1]),
+        &bi,
+        &["attribute `activation_alpha` must be empty or have one entry per listed activation (2), got 1"],
+    );
+    check_err(
+        &rnn("forward", &[], &[0.1]),
+        &uni,
+        &["attribute `activation_alpha` must be empty or have one entry per listed activation (0)"],
+    );
+    let lstm = op(
+        "lstm",
+        &[
+            ("hidden_size", int(1)),
+            (
+                "activations",
+                AttrValue::Idents(vec!["sigmoid".into(), "tanh".into()]),
+            ),
+        ],
+    );
+    check_err(
+        &lstm,
+        &["f32[1,1,1]", "f32[1,4,1]", "f32[1,4,1]"],
+        &["must have 3 entries (3 per direction), got 2"],
+    );
+}
+
+#[test]
+fn resize_sizes_are_floor_of_f64_products() {
+    let scaled = |scale: f64| op("resize", &[("scales", AttrValue::Floats(vec![scale]))]);
+    // f32(0.7) = 0.699999988..., so 10 * it is 6.99999988 in f64 (it would round to 7 in f32).
+    check(&scaled(0.7), &["f32[10]"], &["f32[6]"]);
+    // Size 0 is allowed.
+    check(&scaled(0.25), &["f32[3]"], &["f32[0]"]);
+    check(&scaled(2.0), &["f32[0]"], &["f32[0]"]);
+    // `sizes` on a symbolic axis gives that static size.
+    let sized = |size: i64| op("resize", &[("sizes", ints(&[size]))]);
+    check(&sized(5), &["f32[n]"], &["f32[5]"]);
+    check(&sized(0), &["f32[0]"], &["f32[0]"]);
+    check_err(
+        &sized(3),
+        &["f32[0]"],
+        &["axis 0 is empty and cannot be resized to 3 elements"],
+    );
+    check_err(
+        &scaled(3.4e38),
+        &["f32[4]"],
+        &["attribute `scales` make axis 0 of size 4 too large"],
+    );
+}
+
+#[test]
+fn range_counts_in_f64_from_the_attributes() {
+    let range = |start: f64, limit: f64, delta: f64, dtype: &str| {
+        op(
+            "range",
+            &[
+                ("start", float(start)),
+                ("limit", float(limit)),
+                ("delta", float(delta)),
+                ("dtype", ident(dtype)),
+            ],
+        )
+    };
+    // 1e-46 is 0 in f32, but the count uses the f64 attribute: ceil(1e-46 / 1) = 1.
+    check(&range(0.0, 1e-46, 1.0, "f32"), &[], &["f32[1]"]);
+    check(&range(0.0, 1.0, 0.1, "f32"), &[], &["f32[10]"]);
+    check(&range(5.0, 0.0, 1.0, "i64"), &[], &["i64[0]"]);
+    check_err(
+        &range(0.0, 1.0, 0.0, "i32"),
+        &[],
+        &["attribute `delta` must not be 0"],
+    );
+    check_err(
+        &range(0.0, 1e17, 1.0, "i64"),
+        &[],
+        &["gives 100000000000000000 elements, too many"],
+    );
+    check_err(
+        &range(0.0, 2f64.powi(63), 1e18, "i64"),
+        &[],
+        &["attribute `limit` must be representable as i64"],
+    );
+    check_err(
+        &range(0.0, 3.0, 1.0, "i8"),
+        &[],
+        &["attribute `dtype` must be f32, f64, i32 or i64, got i8"],
+    );
+}
+
+#[test]
+fn pool_pads_are_smaller_than_the_kernel() {
+    for name in ["max_pool", "average_pool"] {
+        let pool = |pads: &[i64]| {
+            op(
+                name,
+                &[
+                    ("kernel_shape", ints(&[3, 2])),
+                    ("dilations", ints(&[2, 2])),
+                    ("pads", ints(pads)),
+                ],
+            )
+        };
+        check(&pool(&[2, 1, 2, 1]), &["f32[1,1,6,6]"], &["f32[1,1,6,6]"]);
+        // The bound is the kernel size, not the dilated extent.
+        check_err(
+            &pool(&[3, 0, 0, 0]),
+            &["f32[1,1,6,6]"],
+            &["attribute `pads` must be smaller than the kernel size 3 of spatial axis 0, got 3 and 0"],
+        );
+        check_err(
+            &pool(&[0, 0, 0, 2]),
+            &["f32[1,1,6,6]"],
+            &["must be smaller than the kernel size 2 of spatial axis 1, got 0 and 2"],
+        );
+        check_err(
+            &pool(&[1, 1, 1, 1]),
+            &["f32[1,1,0,6]"],
+            &["spatial axis 0 of `x` [1,1,0,6] is empty"],
+        );
+        // ONNX forbids pads together with auto_pad, and `valid` rounds down whatever ceil_mode says.
+        let valid = |extra: &[(&str, AttrValue)]| {
+            let mut attrs = vec![
+                ("kernel_shape", ints(&[2])),
+                ("strides", ints(&[2])),
+                ("auto_pad", ident("valid")),
+                ("ceil_mode", boolean(true)),
+            ];
+            attrs.extend(extra.iter().cloned());
+            op(name, &attrs)
+        };
+        check(&valid(&[]), &["f32[1,1,5]"], &["f32[1,1,2]"]);
+        check_err(
+            &valid(&[("pads", ints(&[0, 0]))]),
+            &["f32[1,1,5]"],
+            &["attribute `pads` cannot be given together with auto_pad=valid"],
+        );
+    }
+}
+
+#[test]
+fn a_symbol_meeting_a_static_size_is_that_size() {
+    check(&op("add", &[]), &["f32[n]", "f32[3]"], &["f32[3]"]);
+    check(
+        &op("where", &[]),
+        &["bool[n,1]", "f32[3,1]", "f32[4]"],
+        &["f32[3,4]"],
+    );
+    check(&op("prelu", &[]), &["f32[n,3]", "f32[2,3]"], &["f32[n,3]"]);
+    check(
+        &op("expand", &[("shape", ints(&[2, 3]))]),
+        &["f32[n,1]"],
+        &["f32[2,3]"],
+    );
+    check(&op("matmul", &[]), &["f32[2,k]", "f32[3,4]"], &["f32[2,4]"]);
+    check(
+        &op("gemm", &[]),
+        &["f32[m,k]", "f32[3,4]", "f32[n]"],
+        &["f32[m,4]"],
+    );
+    check(
+        &op("concat", &[("axis", int(1))]),
+        &["f32[n,2]", "f32[3,5]"],
+        &["f32[3,7]"],
+    );
+    // Two different symbols cannot be proven equal.
+    check_err(
+        &op("add", &[]),
+        &["f32[n]", "f32[m]"],
+        &["different symbols `n` and `m`"],
+    );
+    check_err(
+        &op("concat", &[("axis", int(1))]),
+        &["f32[n,2]", "f32[m,5]"],
+        &["the symbols `n` and `m` cannot be proven equal"],
+    );
+    check_err(
+        &op("matmul", &[]),
+        &["f32[2,k]", "f32[j,4]"],
+        &["the symbols `k` and `j` cannot be proven equal"],
+    );
+}
+
+#[test]
+fn dtype_sets_follow_onnx_type_constraints() {
+    // neg: signed types; abs and sign: every numeric type.
+    check(&op("neg", &[]), &["i8[2]"], &["i8[2]"]);
+    check_err(&op("neg", &[]), &["u8[2]"], &["signed numeric dtype"]);
+    for name in ["abs", "sign"] {
+        check(&op(name, &[]), &["u8[2]"], &["u8[2]"]);
+        check_err(&op(name, &[]), &["bool[2]"], &["numeric dtype"]);
+    }
+    // Arithmetic reductions: f32, f64, i32, i64; max/min also 8-bit integers and bool.
+    for name in [
+        "reduce_sum",
+        "reduce_mean",
+        "reduce_prod",
+        "reduce_l1",
+        "reduce_l2",
+        "reduce_sum_square",
+        "reduce_log_sum_exp",
+    ] {
+        check(&op(name, &[]), &["i32[2]"], &["i32[1]"]);
+        for dtype in ["u8", "i8", "bool"] {
+            check_err(
+                &op(name, &[]),
+                &[&format!("{dtype}[2]")],
+                &["must be f32, f64, i32 or i64"],
+            );
+        }
+    }
+    for name in ["reduce_max", "reduce_min"] {
+        for dtype in ["u8", "i8", "bool"] {
+            check(
+                &op(name, &[]),
+                &[&format!("{dtype}[2]")],
+                &[&format!("{dtype}[1]")],
+            );
+        }
+    }
+    // matmul, gemm, prelu and pow's base: f32, f64, i32, i64.
+    for dtype in ["i8", "u8"] {
+        let t = format!("{dtype}[2,2]");
+        check_err(
+            &op("matmul", &[]),
+            &[&t, &t],
+            &["must be f32, f64, i32 or i64"],
+        );
+        check_err(
+            &op("gemm", &[]),
+            &[&t, &t],
+            &["must be f32, f64, i32 or i64"],
+        );
+        check_err(
+            &op("prelu", &[]),
+            &[&t, &t],
+            &["must be f32, f64, i32 or i64"],
+        );
+        check_err(
+            &op("pow", &[]),
+            &[&t, "f32[]"],
+            &["must be f32, f64, i32 or i64"],
+        );
+    }
+    check(&op("pow", &[]), &["i32[2]", "u8[]"], &["i32[2]"]);
+    // max_pool: floats and 8-bit integers.
+    let pool = op("max_pool", &[("kernel_shape", ints(&[2]))]);
+    check(&pool, &["i8[1,1,4]"], &["i8[1,1,3]"]);
+    check_err(&pool, &["i64[1,1,4]"], &["must be f32, f64, i8 or u8"]);
+}
+
+#[test]
+fn other_rules_agreed_with_the_interpreter() {
+    // lrn only needs [N, C].
+    check(
+        &op("lrn", &[("size", int(3))]),
+        &["f32[2,5]"],
+        &["f32[2,5]"],
+    );
+    // arg_max/arg_min of an empty axis has no index to return.
+    check_err(
+        &op("arg_min", &[("axis", int(1))]),
+        &["f32[3,0]"],
+        &["axis 1 of [3,0] is empty, so it has no extreme"],
+    );
+    check(
+        &op("arg_min", &[("axis", int(0))]),
+        &["f32[3,0]"],
+        &["i64[1,0]"],
+    );
+    // An integer mean over an empty axis has no value, unless there is no group at all.
+    let mean = op("reduce_mean", &[("axes", ints(&[1]))]);
+    check_err(
+        &mean,
+        &["i32[3,0]"],
+        &["the i32 mean over an empty axis of [3,0] has no value"],
+    );
+    check(&mean, &["i32[0,0]"], &["i32[0,1]"]);
+    check(&mean, &["i32[n,0]"], &["i32[n,1]"]);
+    check(&mean, &["f32[3,0]"], &["f32[3,1]"]);
+    // Indices are i32 or i64 only.
+    check_err(
+        &op("gather", &[]),
+        &["f32[3]", "u8[2]"],
+        &["input `indices` must be an index dtype (i64, i32), got u8"],
+    );
+    // transpose's perm has no negative entries.
+    check_err(
+        &op("transpose", &[("perm", ints(&[-1, 0]))]),
+        &["f32[2,3]"],
+        &["must be a permutation of 0..2"],
+    );
+    // pad crops first: a crop larger than the axis is an error even if a pad on the other side
+    // would make up for it, and the non-constant modes need elements left to extend.
+    check_err(
+        &op("pad", &[("pads", ints(&[3, -2]))]),
+        &["f32[1]"],
+        &["crops axis 0 of size 1 by more than its size (3, -2)"],
+    );
+    check(
+        &op("pad", &[("pads", ints(&[3, -1]))]),
+        &["f32[1]"],
+        &["f32[3]"],
+    );
+    check_err(
+        &op("pad", &[("pads", ints(&[1, -2])), ("mode", ident("edge"))]),
+        &["f32[2]"],
+        &["axis 0 is empty after cropping, so it cannot be padded in edge mode"],
+    );
+    check_err(
+        &op("pad", &[("pads", ints(&[1, 0])), ("value", float(0.5))]),
+        &["i32[2]"],
+        &["attribute `value` must be representable as i32, got 0.5"],
+    );
+    check_err(
+        &op(
+            "constant_of_shape",
+            &[
+                ("shape", ints(&[2])),
+                ("value", float(300.0)),
+                ("dtype", ident("u8")),
+            ],
+        ),
+        &[],
+        &["attribute `value` must be representable as u8, got 300"],
+    );
+    // attention's operands are all 4-d or all 3-d.
+    check_err(
+        &op(
+            "attention",
+            &[("q_num_heads", int(1)), ("kv_num_heads", int(1))],
+        ),
+        &["f32[1,2,4]", "f32[1,1,2,4]", "f32[1,1,2,4]"],
+        &["input `k` must have rank 3 (the rank of `q`)"],
+    );
+}
+
+#[test]
+fn ir_limits_on_attributes_and_element_counts() {
+    // Window attributes up to MAX_ATTR_SIZE are fine; beyond it they are rejected.
+    let at_limit = sinter_ir::MAX_ATTR_SIZE;
+    let pool = |stride: i64| {
+        op(
+            "max_pool",
+            &[("kernel_shape", ints(&[1])), ("strides", ints(&[stride]))],
+        )
+    };
+    check(&pool(at_limit), &["f32[1,1,5]"], &["f32[1,1,1]"]);
+    check_err(
+        &pool(at_limit + 1),
+        &["f32[1,1,5]"],
+        &["attribute `strides` must be at most 2147483648, got 2147483649"],
+    );
+    check_err(
+        &op("pad", &[("pads", ints(&[-(at_limit + 1), 0]))]),
+        &["f32[3]"],
+        &["attribute `pads` entries must be within ±2147483648"],
+    );
+    check_err(
+        &op("rnn", &[("hidden_size", int(at_limit + 1))]),
+        &["f32[1,1,1]", "f32[1,1,1]", "f32[1,1,1]"],
+        &["attribute `hidden_size` must be at most 2147483648"],
+    );
+    // An empty tensor may have large dims, as long as its non-zero dims multiply to at most
+    // MAX_ELEMENTS, for inputs and outputs alike.
+    check(
+        &op(
+            "constant_of_shape",
+            &[("shape", ints(&[1 << 40, 0, 1 << 19]))],
+        ),
+        &[],
+        &["f32[1099511627776,0,524288]"],
+    );
+    check_err(
+        &op("constant_of_shape", &[("shape", ints(&[i64::MAX, 0]))]),
+        &[],
+        &["output 0 of type f32[9223372036854775807,0] has more than 1152921504606846975 elements"],
+    );
+    check_err(
+        &op("relu", &[]),
+        &["f32[0,18446744073709551615]"],
+        &["input `x` of type f32[0,18446744073709551615] has more than"],
+    );
 }

@@ -25,7 +25,7 @@
 
 use crate::index::{
     check_attr_sizes, checked_len, expect_dtype, float_values, for_each_index, optional_input,
-    required_input, strides, tensor_from_f64s,
+    required_input, strides, tensor_from_f64s, MAX_ELEMENTS,
 };
 use crate::{op_err, OpError};
 use sinter_ir::{AutoPad, Op, Tensor};
@@ -112,6 +112,22 @@ pub(crate) fn per_axis_or_ones(
         .collect()
 }
 
+/// ONNX forbids explicit `pads` together with an `auto_pad` other than `notset`.
+pub(crate) fn check_pads_without_auto_pad(
+    op: &Op,
+    pads: &[i64],
+    auto_pad: AutoPad,
+) -> Result<(), OpError> {
+    if auto_pad != AutoPad::NotSet && !pads.is_empty() {
+        return op_err(format!(
+            "`{}` attribute `pads` cannot be given together with auto_pad={}, got {pads:?}",
+            op.name(),
+            auto_pad.name()
+        ));
+    }
+    Ok(())
+}
+
 /// Explicit `pads`: empty means zeros, otherwise `2 * n_spatial` non-negative entries.
 /// Returns `(begins, ends)`.
 pub(crate) fn explicit_pads(
@@ -153,9 +169,13 @@ pub(crate) fn same_pads(
     (begin, needed - begin)
 }
 
-/// The span of a dilated kernel: `(kernel - 1) * dilation + 1`.
+/// The span of a dilated kernel: `(kernel - 1) * dilation + 1`, saturating (no input is that large,
+/// so a saturated extent fails the size checks that follow).
 pub(crate) fn dilated_extent(kernel: usize, dilation: usize) -> usize {
-    kernel.saturating_sub(1) * dilation + 1
+    kernel
+        .saturating_sub(1)
+        .saturating_mul(dilation)
+        .saturating_add(1)
 }
 
 /// Shapes and dtype checks common to conv and conv_transpose: float `x` of rank >= 3, `w` of the same
@@ -202,15 +222,15 @@ fn check_operands(
     Ok((x_values, w_values, group as usize))
 }
 
-/// The optional bias: rank 1 with one entry per output channel, zeros when absent.
+/// The optional bias: rank 1 with one entry per output channel (`None` when absent, which adds 0).
 fn bias_values(
     op: &Op,
     b: Option<&Tensor>,
     x: &Tensor,
     n_out_channels: usize,
-) -> Result<Vec<f64>, OpError> {
+) -> Result<Option<Vec<f64>>, OpError> {
     let Some(b) = b else {
-        return Ok(vec![0.0; n_out_channels]);
+        return Ok(None);
     };
     expect_dtype(op, "b", b, x.dtype())?;
     if b.shape() != [n_out_channels] {
@@ -220,7 +240,7 @@ fn bias_values(
             b.shape()
         ));
     }
-    float_values(op, "b", b)
+    float_values(op, "b", b).map(Some)
 }
 
 fn conv(op: &Op, inputs: &[Option<&Tensor>], attrs: &ConvAttrs) -> Result<Tensor, OpError> {
@@ -249,6 +269,7 @@ fn conv(op: &Op, inputs: &[Option<&Tensor>], attrs: &ConvAttrs) -> Result<Tensor
     let extent: Vec<usize> = (0..n_spatial)
         .map(|a| dilated_extent(kernel[a], dilation[a]))
         .collect();
+    check_pads_without_auto_pad(op, attrs.pads, attrs.auto_pad)?;
     let (pad_begin, pad_end) = match attrs.auto_pad {
         AutoPad::NotSet => explicit_pads(op, attrs.pads, n_spatial)?,
         AutoPad::Valid => (vec![0; n_spatial], vec![0; n_spatial]),
@@ -265,26 +286,40 @@ fn conv(op: &Op, inputs: &[Option<&Tensor>], attrs: &ConvAttrs) -> Result<Tensor
                 extent[axis]
             ));
         }
-        out_spatial.push((padded - extent[axis]) / stride[axis] + 1);
+        // With same_* the output is ceil(in / stride) (so an empty axis stays empty); the pads make the
+        // formula below give the same for a non-empty one.
+        out_spatial.push(match attrs.auto_pad {
+            AutoPad::SameUpper | AutoPad::SameLower => in_spatial[axis].div_ceil(stride[axis]),
+            _ => (padded - extent[axis]) / stride[axis] + 1,
+        });
     }
-
-    let x_strides = strides(x_shape);
-    let w_strides = strides(w_shape);
-    // Kernel offsets are enumerated once: each entry is the kernel multi-index and its flat offset in a
-    // `[kernel..]` block of w.
-    let mut kernel_taps: Vec<(Vec<usize>, usize)> = Vec::new();
-    for_each_index(kernel, |k| {
-        let offset = k.iter().zip(&w_strides[2..]).map(|(i, s)| i * s).sum();
-        kernel_taps.push((k.to_vec(), offset));
-    });
 
     let mut y_shape = vec![n_batch, n_out_channels];
     y_shape.extend_from_slice(&out_spatial);
-    let mut y = Vec::with_capacity(checked_len(op, &y_shape)?);
+    // An empty result is returned before anything is sized by the (possibly huge) dims of empty
+    // operands.
+    let n_elements = checked_len(op, &y_shape)?;
+    if n_elements == 0 {
+        return Ok(Tensor::zeros(x.dtype(), y_shape));
+    }
+    let x_strides = strides(x_shape);
+    let w_strides = strides(w_shape);
+    // Kernel offsets are enumerated once: each entry is the kernel multi-index and its flat offset in a
+    // `[kernel..]` block of w. Without input channels no tap is read (and w is empty).
+    let mut kernel_taps: Vec<(Vec<usize>, usize)> = Vec::new();
+    if in_per_group > 0 {
+        for_each_index(kernel, |k| {
+            let offset = k.iter().zip(&w_strides[2..]).map(|(i, s)| i * s).sum();
+            kernel_taps.push((k.to_vec(), offset));
+        });
+    }
+
+    let mut y = Vec::with_capacity(n_elements);
     let mut in_pos = vec![0usize; n_spatial];
     for n_idx in 0..n_batch {
-        for (oc_idx, &oc_bias) in bias.iter().enumerate() {
+        for oc_idx in 0..n_out_channels {
             let group_idx = oc_idx / out_per_group;
+            let oc_bias = bias.as_ref().map_or(0.0, |b| b[oc_idx]);
             for_each_index(&out_spatial, |o| {
                 let mut acc = oc_bias;
                 for ic_in_group in 0..in_per_group {
@@ -334,13 +369,18 @@ fn conv_transpose(
     }
     let in_per_group = n_in_channels / group;
     let out_per_group = w_shape[1];
-    let n_out_channels = out_per_group * group;
+    let Some(n_out_channels) = out_per_group.checked_mul(group) else {
+        return op_err(format!(
+            "`conv_transpose` output channel count {out_per_group} * group {group} overflows"
+        ));
+    };
     let bias = bias_values(op, optional_input(inputs, 2), x, n_out_channels)?;
 
     let kernel = &w_shape[2..];
     let in_spatial = &x_shape[2..];
     let stride = per_axis_or_ones(op, "strides", attrs.strides, n_spatial)?;
     let dilation = per_axis_or_ones(op, "dilations", attrs.dilations, n_spatial)?;
+    check_pads_without_auto_pad(op, attrs.pads, attrs.auto_pad)?;
     check_attr_sizes(op, "output_padding", output_padding)?;
     check_attr_sizes(op, "output_shape", output_shape)?;
     let extra = if output_padding.is_empty() {
@@ -353,22 +393,26 @@ fn conv_transpose(
         ));
     };
     // The size of the full (unpadded) transposed convolution along each axis.
-    let full: Vec<usize> = (0..n_spatial)
+    // Geometry is computed in i128: an empty `x` may have a huge spatial dim, and attributes are at
+    // most MAX_ATTR_SIZE, so nothing here overflows.
+    let full: Vec<i128> = (0..n_spatial)
         .map(|a| {
-            stride[a] * in_spatial[a].saturating_sub(1)
-                + extra[a]
-                + dilated_extent(kernel[a], dilation[a])
+            stride[a] as i128 * (in_spatial[a] as i128 - 1).max(0)
+                + extra[a] as i128
+                + dilated_extent(kernel[a], dilation[a]) as i128
         })
         .collect();
 
     // Per axis: the begin pad, the total pad (both may be negative with same_*) and the output size.
-    let geometry: Vec<(i64, i64, usize)> = if !output_shape.is_empty()
+    let geometry: Vec<(i128, i128, i128)> = if !output_shape.is_empty()
         || matches!(attrs.auto_pad, AutoPad::SameUpper | AutoPad::SameLower)
     {
-        let target: Vec<usize> = if output_shape.is_empty() {
-            (0..n_spatial).map(|a| in_spatial[a] * stride[a]).collect()
+        let target: Vec<i128> = if output_shape.is_empty() {
+            (0..n_spatial)
+                .map(|a| in_spatial[a] as i128 * stride[a] as i128)
+                .collect()
         } else if output_shape.len() == n_spatial && output_shape.iter().all(|&d| d >= 1) {
-            output_shape.iter().map(|&d| d as usize).collect()
+            output_shape.iter().map(|&d| i128::from(d)).collect()
         } else {
             return op_err(format!(
                 "`conv_transpose` attribute `output_shape` needs {n_spatial} positive spatial sizes, got {output_shape:?}"
@@ -377,7 +421,7 @@ fn conv_transpose(
         (0..n_spatial)
             .map(|a| {
                 // Negative when the target is larger than the full output.
-                let total = full[a] as i64 - target[a] as i64;
+                let total = full[a] - target[a];
                 match attrs.auto_pad {
                     AutoPad::SameUpper => (total.div_euclid(2), total, target[a]),
                     AutoPad::SameLower => (total - total.div_euclid(2), total, target[a]),
@@ -393,14 +437,14 @@ fn conv_transpose(
         };
         let mut geometry = Vec::with_capacity(n_spatial);
         for axis in 0..n_spatial {
-            let removed = begins[axis] + ends[axis];
+            let removed = begins[axis] as i128 + ends[axis] as i128;
             if full[axis] <= removed {
                 return op_err(format!(
                     "`conv_transpose` spatial axis {axis}: pads {removed} leave no output of the full size {}",
                     full[axis]
                 ));
             }
-            geometry.push((begins[axis] as i64, removed as i64, full[axis] - removed));
+            geometry.push((begins[axis] as i128, removed, full[axis] - removed));
         }
         geometry
     };
@@ -408,9 +452,9 @@ fn conv_transpose(
     // output_shape asks for outputs that no input position reaches (both onnxruntime and the reference
     // reject this).
     for (axis, &(_, total, out)) in geometry.iter().enumerate() {
-        let extent = dilated_extent(kernel[axis], dilation[axis]) as i64;
-        let covered = (out as i64 + total - extent).div_euclid(stride[axis] as i64) + 1;
-        if covered != in_spatial[axis] as i64 {
+        let extent = dilated_extent(kernel[axis], dilation[axis]) as i128;
+        let covered = (out + total - extent).div_euclid(stride[axis] as i128) + 1;
+        if covered != in_spatial[axis] as i128 {
             return op_err(format!(
                 "`conv_transpose` spatial axis {axis}: an output of {out} corresponds to an input of {covered}, not {} \
                  (output_padding must be smaller than the stride, output_shape at most stride - 1 beyond the full size)",
@@ -418,17 +462,35 @@ fn conv_transpose(
             ));
         }
     }
-    let pad_begin: Vec<i64> = geometry.iter().map(|g| g.0).collect();
-    let out_spatial: Vec<usize> = geometry.iter().map(|g| g.2).collect();
+    let mut out_spatial = Vec::with_capacity(n_spatial);
+    for (axis, &(_, _, out)) in geometry.iter().enumerate() {
+        match usize::try_from(out) {
+            Ok(out) if out <= MAX_ELEMENTS => out_spatial.push(out),
+            _ => {
+                return op_err(format!(
+                    "`conv_transpose` spatial axis {axis}: the output size {out} is too large"
+                ))
+            }
+        }
+    }
+    let pad_begin: Vec<i128> = geometry.iter().map(|g| g.0).collect();
 
-    let x_strides = strides(x_shape);
-    let w_strides = strides(w_shape);
     let mut y_shape = vec![n_batch, n_out_channels];
     y_shape.extend_from_slice(&out_spatial);
+    // An empty result is returned before anything is sized by the (possibly huge) dims of empty
+    // operands.
+    let n_elements = checked_len(op, &y_shape)?;
+    if n_elements == 0 {
+        return Ok(Tensor::zeros(x.dtype(), y_shape));
+    }
+    let x_strides = strides(x_shape);
+    let w_strides = strides(w_shape);
     let y_strides = strides(&y_shape);
-    let mut y = vec![0.0; checked_len(op, &y_shape)?];
-    for (flat_idx, value) in y.iter_mut().enumerate() {
-        *value = bias[(flat_idx / y_strides[1]) % n_out_channels];
+    let mut y = vec![0.0; n_elements];
+    if let Some(bias) = &bias {
+        for (flat_idx, value) in y.iter_mut().enumerate() {
+            *value = bias[(flat_idx / y_strides[1]) % n_out_channels];
+        }
     }
     let mut kernel_taps: Vec<(Vec<usize>, usize)> = Vec::new();
     for_each_index(kernel, |k| {
@@ -450,9 +512,10 @@ fn conv_transpose(
                 let x_value = x_values[x_offset];
                 'taps: for (k, w_offset) in &kernel_taps {
                     for axis in 0..n_spatial {
-                        let pos = (i[axis] * stride[axis] + k[axis] * dilation[axis]) as i64
+                        let pos = i[axis] as i128 * stride[axis] as i128
+                            + k[axis] as i128 * dilation[axis] as i128
                             - pad_begin[axis];
-                        if pos < 0 || pos as usize >= out_spatial[axis] {
+                        if pos < 0 || pos >= out_spatial[axis] as i128 {
                             continue 'taps;
                         }
                         out_pos[axis] = pos as usize;
@@ -603,14 +666,25 @@ mod tests {
         );
         assert_eq!(values(&lower), [10.0, 21.0, 32.0, 43.0]);
         let valid = run(
-            &conv_op(&[], &[7, 7], &[], 1, AutoPad::Valid),
+            &conv_op(&[], &[], &[], 1, AutoPad::Valid),
             &[Some(&x), Some(&w)],
         );
-        assert_eq!(
-            values(&valid),
-            [21.0, 32.0, 43.0],
-            "valid ignores explicit pads"
+        assert_eq!(values(&valid), [21.0, 32.0, 43.0]);
+        // ONNX forbids explicit pads together with auto_pad.
+        let message = eval(
+            &conv_op(&[], &[7, 7], &[], 1, AutoPad::Valid),
+            &[Some(&x), Some(&w)],
+        )
+        .unwrap_err()
+        .0;
+        assert!(message.contains("cannot be given together"), "{message}");
+        // same_* keeps an empty axis empty: ceil(0 / stride) outputs.
+        let empty = t32(&[1, 1, 0], &[]);
+        let y = run(
+            &conv_op(&[], &[], &[], 1, AutoPad::SameUpper),
+            &[Some(&empty), Some(&w)],
         );
+        assert_eq!(y.shape(), &[1, 1, 0]);
         // Stride 2 over 5 elements: ceil(5 / 2) = 3 outputs, total pad (3-1)*2 + 2 - 5 = 1.
         let x5 = t32(&[1, 1, 5], &[1.0, 2.0, 3.0, 4.0, 5.0]);
         let y = run(
@@ -939,5 +1013,52 @@ mod tests {
         let empty_kernel = Tensor::from_vec(vec![1, 1, 0], Vec::<f32>::new()).unwrap();
         let op = conv_op(&[], &[], &[], 1, AutoPad::NotSet);
         assert!(eval(&op, &[Some(&x), Some(&empty_kernel)]).is_err());
+        // A huge group over zero channels: the output channel count is checked against the output
+        // size limit, and nothing is allocated for it up front.
+        let no_channels = Tensor::from_vec(vec![1, 0, 4], Vec::<f32>::new()).unwrap();
+        let w_none = Tensor::from_vec(vec![0, 2, 3], Vec::<f32>::new()).unwrap();
+        let grouped = |group| Op::ConvTranspose {
+            strides: vec![],
+            pads: vec![],
+            dilations: vec![],
+            group,
+            auto_pad: AutoPad::NotSet,
+            output_padding: vec![],
+            output_shape: vec![],
+        };
+        assert!(eval(&grouped(i64::MAX), &[Some(&no_channels), Some(&w_none)]).is_err());
+        let no_batch = Tensor::from_vec(vec![0, 0, 4], Vec::<f32>::new()).unwrap();
+        let y = eval(&grouped(1 << 40), &[Some(&no_batch), Some(&w_none)]).unwrap();
+        assert_eq!(y[0].shape(), &[0, 2 << 40, 6]);
+    }
+
+    #[test]
+    fn rules_shared_with_inference() {
+        let x = t32(&[1, 1, 3], &[1.0, 2.0, 3.0]);
+        let w = t32(&[1, 1, 3], &[1.0, 10.0, 100.0]);
+        // output_padding must be smaller than the stride even when the dilation is larger.
+        let dilated = Op::ConvTranspose {
+            strides: vec![],
+            pads: vec![],
+            dilations: vec![3],
+            group: 1,
+            auto_pad: AutoPad::NotSet,
+            output_padding: vec![1],
+            output_shape: vec![],
+        };
+        assert!(eval(&dilated, &[Some(&x), Some(&w)]).is_err());
+        // With output_shape the pads are ignored, as ONNX says.
+        let shaped = ct_op(&[], &[-3, 9], AutoPad::NotSet, &[], &[5]);
+        assert_eq!(
+            eval(&shaped, &[Some(&x), Some(&w)]).unwrap()[0].shape(),
+            &[1, 1, 5]
+        );
+        // An empty spatial input has no output size that maps back to it.
+        let empty = Tensor::from_vec(vec![1, 1, 0], Vec::<f32>::new()).unwrap();
+        assert!(eval(
+            &ct_op(&[], &[], AutoPad::NotSet, &[], &[]),
+            &[Some(&empty), Some(&w)]
+        )
+        .is_err());
     }
 }

@@ -3,10 +3,12 @@
 //!
 //! Dtype rules follow the ONNX type constraints:
 //! - Float-only ops (`exp`, `log`, `sigmoid`, `erf`, `gelu`, `floor`, `round`, ...) accept f32 and f64.
-//! - `neg` and `relu` also accept the signed integers, `abs`, `sign` and `clip` every numeric dtype.
+//! - `neg` and `relu` also accept the signed integers, `abs`, `sign` and `clip` every numeric dtype
+//!   (`abs` of u8 is the identity).
 //! - `not`, `and`, `or` take bool; `identity` and `cast` take anything.
-//! - Binary ops need both operands of one dtype, except `pow`, whose exponent may have any numeric dtype
-//!   (the result has the base's). Comparisons output bool; `equal` also compares bools.
+//! - Binary ops need both operands of one numeric dtype, except `pow`, whose exponent may have any
+//!   numeric dtype (the result has the base's). `pow`'s base and `prelu` take f32, f64, i32 or i64.
+//!   Comparisons output bool; `equal` also compares bools.
 //! - `where` needs a bool condition and two branches of one dtype.
 //!
 //! Any other combination is an `OpError` naming the op and the dtypes.
@@ -27,7 +29,7 @@
 //! converts with Rust's saturating `as` (NaN becomes 0), where numpy's result is platform-defined.
 
 use crate::index::{
-    broadcast_indices, broadcast_shapes, checked_numel, make_tensor, required_input,
+    broadcast_indices, broadcast_shapes, checked_numel, make_tensor, required_input, value_fits,
 };
 use crate::{op_err, OpError};
 use sinter_ir::{DType, Elem, GeluApprox, Op, Tensor, TensorData};
@@ -447,8 +449,9 @@ fn float_sign<F: Float>(value: F) -> F {
     }
 }
 
-/// `min(max(x, min), max)` (so `max` wins when the bounds cross, as in `np.clip`). Integer tensors
-/// clip to `ceil(min)` and `floor(max)`, which selects exactly the integers inside a fractional bound.
+/// `min(max(x, min), max)` (so `max` wins when the bounds cross, as in `np.clip`). A NaN bound makes
+/// every float element NaN, as in numpy. The bounds must be values of `x`'s dtype (ONNX passes them
+/// as tensors of it): whole numbers in range for integer tensors.
 fn eval_clip(x: &Tensor, min: Option<f64>, max: Option<f64>) -> Result<Tensor, OpError> {
     fn clip_float<F: Float>(
         x: &Tensor,
@@ -474,15 +477,13 @@ fn eval_clip(x: &Tensor, min: Option<f64>, max: Option<f64>) -> Result<Tensor, O
         min: Option<f64>,
         max: Option<f64>,
     ) -> Result<Tensor, OpError> {
-        if min.is_some_and(f64::is_nan) || max.is_some_and(f64::is_nan) {
-            return op_err(format!(
-                "a NaN bound cannot clip an integer tensor ({})",
-                I::DTYPE
-            ));
+        for bound in [min, max].into_iter().flatten() {
+            if !value_fits(bound, I::DTYPE) {
+                return op_err(format!("bound {bound} is not a value of {}", I::DTYPE));
+            }
         }
-        // `from_f64` saturates, so a bound beyond the dtype's range clips nothing on that side.
-        let lo = min.map(|b| I::from_f64(b.ceil()));
-        let hi = max.map(|b| I::from_f64(b.floor()));
+        let lo = min.map(I::from_f64);
+        let hi = max.map(I::from_f64);
         map_values(x, values, |mut v: I| {
             if let Some(lo) = lo {
                 v = v.max(lo);
@@ -716,6 +717,9 @@ fn int_arith<I: Int>(arith: Arith, a: I, b: I) -> Result<I, OpError> {
 /// An integer base with an integer exponent is exact with wrapping; with a float exponent it is
 /// computed in f64 and truncated toward zero (saturating).
 fn eval_pow(a: &Tensor, b: &Tensor) -> Result<Tensor, OpError> {
+    if !matches!(a.dtype(), DType::F32 | DType::F64 | DType::I32 | DType::I64) {
+        return dtype_error("a base of dtype f32, f64, i32 or i64", a.dtype());
+    }
     if b.dtype() == DType::Bool {
         return dtype_error("a numeric exponent", DType::Bool);
     }
@@ -798,10 +802,7 @@ fn eval_prelu(x: &Tensor, slope: &Tensor) -> Result<Tensor, OpError> {
         }
         (TensorData::I64(v), TensorData::I64(s)) => broadcast_zip(x, v, slope, s, int_prelu),
         (TensorData::I32(v), TensorData::I32(s)) => broadcast_zip(x, v, slope, s, int_prelu),
-        (TensorData::I8(v), TensorData::I8(s)) => broadcast_zip(x, v, slope, s, int_prelu),
-        (a, b) if a.dtype() == b.dtype() => {
-            dtype_error("a float or signed integer tensor", a.dtype())
-        }
+        (a, b) if a.dtype() == b.dtype() => dtype_error("f32, f64, i32 or i64", a.dtype()),
         _ => mismatch(x, slope),
     }
 }
@@ -1219,16 +1220,32 @@ mod tests {
             "max wins when bounds cross"
         );
         assert!(run_f32(clip(Some(0.0), Some(1.0)), &[f32::NAN])[0].is_nan());
+        // A NaN bound makes every element NaN, as np.clip does.
+        assert!(run_f32(clip(Some(f64::NAN), None), &[-1.0, 2.0])
+            .iter()
+            .all(|v| v.is_nan()));
         let x = t(&[4], vec![-5i32, 0, 2, 9]);
-        let y = run(clip(Some(-1.5), Some(2.5)), &[&x]).unwrap();
+        let y = run(clip(Some(-1.0), Some(2.0)), &[&x]).unwrap();
         assert_eq!(y.as_slice::<i32>().unwrap(), &[-1, 0, 2, 2]);
         let y = run(
-            clip(Some(-1e30), Some(300.0)),
+            clip(Some(-128.0), Some(100.0)),
             &[&t(&[2], vec![-128i8, 127])],
         )
         .unwrap();
-        assert_eq!(y.as_slice::<i8>().unwrap(), &[-128, 127]);
-        assert!(err_text(run(clip(Some(f64::NAN), None), &[&x])).contains("NaN"));
+        assert_eq!(y.as_slice::<i8>().unwrap(), &[-128, 100]);
+        // Integer bounds must be values of the dtype: whole and in range (ONNX passes them as
+        // tensors of x's dtype).
+        for (min, max) in [
+            (Some(-1.5), None),
+            (None, Some(2.5)),
+            (Some(f64::NAN), None),
+            (None, Some(3e9)),
+            (Some(f64::NEG_INFINITY), None),
+        ] {
+            let message = err_text(run(clip(min, max), &[&x]));
+            assert!(message.contains("not a value of i32"), "{message}");
+        }
+        assert!(run(clip(Some(-1.0), None), &[&t(&[1], vec![1u8])]).is_err());
         assert!(run(clip(None, None), &[&t(&[1], vec![true])]).is_err());
     }
 
@@ -1290,6 +1307,11 @@ mod tests {
         )
         .is_err());
         assert!(run(Op::Round {}, &[&ints]).is_err());
+        // erf is float-only (ONNX also lists integer types; sinter does not).
+        for x in [ints.clone(), t(&[1], vec![1u8]), t(&[1], vec![1i32])] {
+            let message = err_text(run(Op::Erf {}, &[&x]));
+            assert!(message.contains("`erf`"), "{message}");
+        }
         assert!(
             err_text(eval(&Op::Exp {}, &[None]).map(|mut v| v.remove(0)))
                 .contains("needs input `x`")
@@ -1496,8 +1518,13 @@ mod tests {
             run(Op::Pow {}, &[&ints, &exps]).unwrap(),
             t(&[5], vec![1024i32, -27, 1, -1, 0])
         );
-        let wrap = run(Op::Pow {}, &[&t(&[1], vec![2i8]), &t(&[1], vec![7i8])]).unwrap();
-        assert_eq!(wrap, t(&[1], vec![-128i8]));
+        let wrap = run(Op::Pow {}, &[&t(&[1], vec![2i32]), &t(&[1], vec![31i8])]).unwrap();
+        assert_eq!(wrap, t(&[1], vec![i32::MIN]));
+        // ONNX's Pow has no 8-bit bases; the exponent may be any numeric dtype.
+        for base in [t(&[1], vec![2i8]), t(&[1], vec![2u8])] {
+            let message = err_text(run(Op::Pow {}, &[&base, &t(&[1], vec![2u8])]));
+            assert!(message.contains("f32, f64, i32 or i64"), "{message}");
+        }
         let frac = run(
             Op::Pow {},
             &[&t(&[2], vec![2i64, 10]), &t(&[1], vec![0.5f32])],
@@ -1531,6 +1558,11 @@ mod tests {
             t(&[2], vec![-6i32, 3])
         );
         assert!(run(Op::PRelu {}, &[&t(&[1], vec![1u8]), &t(&[1], vec![1u8])]).is_err());
+        let message = err_text(run(
+            Op::PRelu {},
+            &[&t(&[1], vec![-1i8]), &t(&[1], vec![1i8])],
+        ));
+        assert!(message.contains("f32, f64, i32 or i64"), "{message}");
     }
 
     #[test]

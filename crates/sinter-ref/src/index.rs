@@ -168,7 +168,27 @@ pub fn tensor_from_f64s(
 
 /// The largest magnitude accepted for a size-like attribute (strides, dilations, pads, sizes, hidden
 /// sizes). Real models stay far below it, and with it index arithmetic in `usize`/`i64` cannot overflow.
-pub const MAX_ATTR_SIZE: i64 = 1 << 31;
+/// It is the IR's limit, which inference enforces too.
+pub use sinter_ir::MAX_ATTR_SIZE;
+
+/// Whether a scalar attribute (a clip bound, a fill value, a range bound) is a value of `dtype`, as it
+/// must be: ONNX passes these as tensors of that dtype. Every value fits a float dtype (rounding to
+/// f32 is part of the conversion); integers must be whole and in range, bools 0 or 1.
+pub fn value_fits(value: f64, dtype: DType) -> bool {
+    // 2^63 is exactly representable in f64 but one past i64::MAX, so upper bounds are exclusive.
+    let whole_in = |min: f64, max_exclusive: f64| {
+        value.fract() == 0.0 && value >= min && value < max_exclusive
+    };
+    match dtype {
+        DType::F32 | DType::F64 => true,
+        DType::Bool => value == 0.0 || value == 1.0,
+        DType::I64 => whole_in(-(2f64.powi(63)), 2f64.powi(63)),
+        DType::I32 => whole_in(f64::from(i32::MIN), f64::from(i32::MAX) + 1.0),
+        DType::I8 => whole_in(f64::from(i8::MIN), f64::from(i8::MAX) + 1.0),
+        DType::U8 => whole_in(0.0, f64::from(u8::MAX) + 1.0),
+        _ => false,
+    }
+}
 
 /// Checks that every entry of a size-like attribute is within `±MAX_ATTR_SIZE`.
 pub fn check_attr_sizes(op: &Op, attr: &str, values: &[i64]) -> Result<(), OpError> {
@@ -188,6 +208,15 @@ pub fn check_attr_sizes(op: &Op, attr: &str, values: &[i64]) -> Result<(), OpErr
 /// so that a bad attribute cannot make `Vec::with_capacity` panic.
 pub fn checked_len(op: &Op, shape: &[usize]) -> Result<usize, OpError> {
     let limit = isize::MAX as usize / 16;
+    if !sinter_ir::dims_within_max_elements(shape) {
+        return op_err(format!(
+            "`{}` output shape {shape:?} has too many elements",
+            op.name()
+        ));
+    }
+    if shape.contains(&0) {
+        return Ok(0);
+    }
     shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d).filter(|&n| n <= limit))
@@ -236,20 +265,18 @@ pub fn make_tensor(shape: Vec<usize>, data: TensorData) -> Result<Tensor, OpErro
     Tensor::new(shape, data).map_err(|e| OpError(format!("internal error building a result: {e}")))
 }
 
-/// The largest element count an op may produce: an i64 (8-byte) buffer of this many elements still fits
-/// in `isize::MAX` bytes, so allocation never hits Rust's capacity-overflow panic.
-pub const MAX_ELEMENTS: usize = (isize::MAX as usize) / 8;
+/// The largest element count an op may produce (the IR's limit): an i64 (8-byte) buffer of this many
+/// elements still fits in `isize::MAX` bytes, so allocation never hits Rust's capacity-overflow panic.
+pub use sinter_ir::MAX_ELEMENTS;
 
-/// The element count of `shape`, or an error when it overflows or exceeds [`MAX_ELEMENTS`].
+/// The element count of `shape`, or an error when its non-zero dims multiply to more than
+/// [`MAX_ELEMENTS`] (the IR's invariant, which inference checks too). A shape with a 0 dim has no
+/// elements.
 pub fn checked_numel(shape: &[usize]) -> Result<usize, OpError> {
-    let mut n_elements = 1usize;
-    for &dim in shape {
-        n_elements = match n_elements.checked_mul(dim) {
-            Some(n) if n <= MAX_ELEMENTS => n,
-            _ => return op_err(format!("shape {shape:?} has too many elements")),
-        };
+    if !sinter_ir::dims_within_max_elements(shape) {
+        return op_err(format!("shape {shape:?} has too many elements"));
     }
-    Ok(n_elements)
+    Ok(shape.iter().product())
 }
 
 /// Resolves possibly negative `axes` against `rank`, rejecting out-of-range and repeated axes. The
@@ -291,7 +318,12 @@ mod family_helper_tests {
     fn checked_numel_rejects_overflow() {
         assert_eq!(checked_numel(&[2, 3, 4]).unwrap(), 24);
         assert_eq!(checked_numel(&[]).unwrap(), 1);
-        assert_eq!(checked_numel(&[5, 0, usize::MAX]).unwrap(), 0);
+        assert_eq!(checked_numel(&[5, 0, 3]).unwrap(), 0);
+        // An empty shape may have large dims, but its non-zero dims must still multiply to at most
+        // MAX_ELEMENTS (the IR's invariant), in any order.
+        assert_eq!(checked_numel(&[1 << 40, 0, 1 << 19]).unwrap(), 0);
+        assert!(checked_numel(&[5, 0, usize::MAX]).is_err());
+        assert!(checked_numel(&[usize::MAX, 2, 0]).is_err());
         assert!(checked_numel(&[usize::MAX, 2]).is_err());
         assert!(checked_numel(&[1 << 40, 1 << 30]).is_err());
     }

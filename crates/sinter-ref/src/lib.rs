@@ -88,6 +88,21 @@ pub fn eval_op(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpErr
             ));
         }
     }
+    // The IR's element-count invariant (see `sinter_ir::MAX_ELEMENTS`), which keeps every product of
+    // dims in range; inference checks the same.
+    for (slot_idx, tensor) in inputs.iter().enumerate() {
+        if let Some(tensor) = tensor {
+            if !sinter_ir::dims_within_max_elements(tensor.shape()) {
+                return op_err(format!(
+                    "`{}` input `{}` of shape {:?} has more than {} elements",
+                    op.name(),
+                    op.input_name(slot_idx),
+                    tensor.shape(),
+                    sinter_ir::MAX_ELEMENTS
+                ));
+            }
+        }
+    }
     use Op::*;
     match op {
         MatMul { .. } | Gemm { .. } => linalg::eval(op, inputs),
@@ -251,4 +266,23 @@ pub fn run(graph: &Graph, inputs: &[(&str, Tensor)]) -> Result<Vec<(String, Tens
         .iter()
         .map(|(name, value)| (name.clone(), values[value].clone()))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_beyond_the_element_count_invariant_are_rejected() {
+        // An empty tensor may have large dims, but its non-zero dims must multiply to at most
+        // MAX_ELEMENTS, as inference requires of every type.
+        let fine = Tensor::zeros(sinter_ir::DType::F32, vec![1 << 40, 0]);
+        assert_eq!(
+            eval_op(&Op::Relu {}, &[Some(&fine)]).unwrap()[0].shape(),
+            &[1 << 40, 0]
+        );
+        let huge = Tensor::zeros(sinter_ir::DType::F32, vec![usize::MAX, 2, 0]);
+        let message = eval_op(&Op::Relu {}, &[Some(&huge)]).unwrap_err().0;
+        assert!(message.contains("more than"), "{message}");
+    }
 }

@@ -5,7 +5,8 @@
 //! `gemm` is ONNX's: 2-d `a` and `b`, optional transposes, `alpha * op(a) @ op(b) + beta * c` with `c`
 //! broadcast to `[M, N]` (and ignored when `beta` is 0, as in onnx's reference).
 //!
-//! Both take f32, f64 or integer operands of one dtype. Float dot products accumulate in f64 and round
+//! Both take f32, f64, i32 or i64 operands of one dtype (ONNX's type constraints restricted to sinter's
+//! dtypes; 8-bit integer products are ONNX's MatMulInteger, not these ops). Float dot products accumulate in f64 and round
 //! once, so the oracle is at least as accurate as any implementation under test. Integer products
 //! accumulate in wrapping i64, which equals wrapping arithmetic in the narrower dtype. Integer `gemm`
 //! with `alpha = beta = 1` is exact; other scalings are computed in f64 and truncated toward zero, as
@@ -16,7 +17,7 @@ use crate::index::{
     broadcast_indices, broadcast_shapes, checked_numel, make_tensor, required_input,
 };
 use crate::{op_err, OpError};
-use sinter_ir::{Elem, Op, Tensor, TensorData};
+use sinter_ir::{DType, Elem, Op, Tensor, TensorData};
 
 /// Evaluates `matmul` or `gemm`. Errors are prefixed with the op name.
 pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError> {
@@ -137,7 +138,10 @@ fn product_int<I: Int>(
 
 fn dtype_mismatch<T>(a: &Tensor, b: &Tensor) -> Result<T, OpError> {
     if a.dtype() == b.dtype() {
-        op_err(format!("expects numeric operands, got {}", a.dtype()))
+        op_err(format!(
+            "expects f32, f64, i32 or i64 operands, got {}",
+            a.dtype()
+        ))
     } else {
         op_err(format!(
             "operands must have one dtype, got {} and {}",
@@ -217,16 +221,6 @@ fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, OpError> {
                 Int::from_i64_wrapping(acc)
             }))
         }
-        (TensorData::I8(x), TensorData::I8(y)) => {
-            TensorData::I8(product_int(&plan, x, y, |acc, _| {
-                Int::from_i64_wrapping(acc)
-            }))
-        }
-        (TensorData::U8(x), TensorData::U8(y)) => {
-            TensorData::U8(product_int(&plan, x, y, |acc, _| {
-                Int::from_i64_wrapping(acc)
-            }))
-        }
         _ => return dtype_mismatch(a, b),
     };
     make_tensor(out_shape, data)
@@ -242,6 +236,11 @@ struct GemmScale {
 }
 
 fn gemm(a: &Tensor, b: &Tensor, c: Option<&Tensor>, scale: GemmScale) -> Result<Tensor, OpError> {
+    let supported =
+        |t: &Tensor| matches!(t.dtype(), DType::F32 | DType::F64 | DType::I32 | DType::I64);
+    if a.dtype() != b.dtype() || !supported(a) {
+        return dtype_mismatch(a, b);
+    }
     if a.rank() != 2 || b.rank() != 2 {
         return op_err(format!(
             "expects 2-d a and b, got shapes {:?} and {:?}",
@@ -443,10 +442,20 @@ mod tests {
 
     #[test]
     fn matmul_integers_wrap() {
-        let a = t(&[1, 2], vec![100i8, 100]);
-        let b = t(&[2, 1], vec![2i8, 1]);
-        // 300 wraps to 44 in i8.
-        assert_eq!(matmul_op(&a, &b).unwrap(), t(&[1, 1], vec![44i8]));
+        let a = t(&[1, 2], vec![i32::MAX, 1]);
+        let b = t(&[2, 1], vec![1i32, 1]);
+        // 2^31 - 1 + 1 wraps to -2^31 in i32.
+        assert_eq!(matmul_op(&a, &b).unwrap(), t(&[1, 1], vec![i32::MIN]));
+    }
+
+    #[test]
+    fn matmul_and_gemm_reject_8_bit_integers() {
+        for x in [t(&[1, 1], vec![1i8]), t(&[1, 1], vec![1u8])] {
+            let message = matmul_op(&x, &x).unwrap_err().0;
+            assert!(message.contains("f32, f64, i32 or i64"), "{message}");
+            let message = gemm_op(&x, &x, None, PLAIN).unwrap_err().0;
+            assert!(message.contains("f32, f64, i32 or i64"), "{message}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use crate::index::{
     broadcast_indices, broadcast_shapes, checked_numel, for_each_index, make_tensor,
-    normalize_axes, normalize_axis, required_input, strides, take,
+    normalize_axes, normalize_axis, required_input, strides, take, value_fits,
 };
 use crate::{op_err, OpError};
 use sinter_ir::{with_data, DType, Elem, Op, Tensor, TensorData};
@@ -239,6 +239,11 @@ fn transpose(x: &Tensor, perm: &[i64]) -> Result<Tensor, OpError> {
             return op_err(format!(
                 "perm {perm:?} has {} entries, the input has rank {rank}",
                 perm.len()
+            ));
+        }
+        if perm.iter().any(|&p| p < 0) {
+            return op_err(format!(
+                "perm {perm:?} must be a permutation of 0..{rank} (no negative entries)"
             ));
         }
         normalize_axes(perm, rank)?
@@ -471,8 +476,11 @@ fn concat(inputs: &[Option<&Tensor>], axis: i64) -> Result<Tensor, OpError> {
 
 /// Reads an integer index tensor as i64 values.
 fn index_values(indices: &Tensor) -> Result<Vec<i64>, OpError> {
-    if !indices.dtype().is_int() {
-        return op_err(format!("indices must be integers, got {}", indices.dtype()));
+    if !matches!(indices.dtype(), DType::I32 | DType::I64) {
+        return op_err(format!(
+            "indices must be i32 or i64, got {}",
+            indices.dtype()
+        ));
     }
     Ok(indices.to_i64_vec())
 }
@@ -595,11 +603,19 @@ fn trilu(x: &Tensor, upper: bool, k: i64) -> Result<Tensor, OpError> {
 // ---------------------------------------------------------------------------------------------------
 // Generators
 
-/// `[start, start + delta, ..]` while before `limit`: `max(ceil((limit - start) / delta), 0)` elements.
-/// The bounds are first rounded to `dtype` (ONNX passes them as tensors of that type). Float values are
-/// `start + i * delta` computed in f64 and rounded once; integer bounds must be whole numbers inside the
-/// dtype's range and are computed exactly.
+/// More elements than this cannot be counted exactly in f64, so `range` rejects them (as inference does).
+const MAX_RANGE_ELEMENTS: f64 = (1u64 << 53) as f64;
+
+/// `[start, start + delta, ..]` while before `limit`, for dtype f32, f64, i32 or i64 (ONNX's `Range`
+/// types). The element count is `max(ceil((limit - start) / delta), 0)` computed in f64 from the
+/// attributes as given, exactly as inference computes it. Float values are `start + i * delta` with
+/// the bounds first rounded to `dtype` (ONNX passes them as tensors of that type), computed in f64 and
+/// rounded once; integer bounds must be whole numbers inside the dtype's range and the values are
+/// exact.
 fn range(start: f64, limit: f64, delta: f64, dtype: DType) -> Result<Tensor, OpError> {
+    if !matches!(dtype, DType::F32 | DType::F64 | DType::I32 | DType::I64) {
+        return op_err(format!("dtype must be f32, f64, i32 or i64, got {dtype}"));
+    }
     if !(start.is_finite() && limit.is_finite() && delta.is_finite()) {
         return op_err(format!(
             "start {start}, limit {limit} and delta {delta} must be finite"
@@ -608,62 +624,49 @@ fn range(start: f64, limit: f64, delta: f64, dtype: DType) -> Result<Tensor, OpE
     if delta == 0.0 {
         return op_err("delta must not be 0");
     }
-    let data = match dtype {
-        DType::F32 | DType::F64 => {
-            let round = |v: f64| {
-                if dtype == DType::F32 {
-                    f64::from(v as f32)
-                } else {
-                    v
-                }
-            };
-            let (start, limit, delta) = (round(start), round(limit), round(delta));
-            let count = ((limit - start) / delta).ceil().max(0.0);
-            if count > crate::index::MAX_ELEMENTS as f64 {
-                return op_err(format!("range of {count} elements is too large"));
+    if dtype.is_int() {
+        for v in [start, limit, delta] {
+            if !value_fits(v, dtype) {
+                return op_err(format!(
+                    "{v} is not a whole number that fits in {dtype}, as an integer range needs"
+                ));
             }
-            let values = (0..count as usize).map(|i| start + i as f64 * delta);
-            TensorData::from_f64s(dtype, values)
         }
-        DType::I64 | DType::I32 | DType::I8 | DType::U8 => {
-            let whole = |v: f64| -> Result<i128, OpError> {
-                // The dtype's range check below rejects anything this saturating cast clips.
-                let n = v as i128;
-                if n as f64 != v {
-                    return op_err(format!(
-                        "{v} is not a whole number, as an integer range needs"
-                    ));
-                }
-                let fits = TensorData::from_f64s(dtype, std::iter::once(v)).get_f64(0) == v;
-                if !fits {
-                    return op_err(format!("{v} does not fit in {dtype}"));
-                }
-                Ok(n)
-            };
-            let (start, limit, delta) = (whole(start)?, whole(limit)?, whole(delta)?);
-            // Ceiling division of (limit - start) by delta, exact in i128.
-            let span = limit - start;
-            let count = if (span > 0) == (delta > 0) && span != 0 {
-                (span.abs() + delta.abs() - 1) / delta.abs()
+    }
+    let count = ((limit - start) / delta).ceil().max(0.0);
+    if count > MAX_RANGE_ELEMENTS {
+        return op_err(format!("range of {count} elements is too large"));
+    }
+    let count = count as usize;
+    checked_numel(&[count])?;
+    let data = if dtype.is_float() {
+        let round = |v: f64| {
+            if dtype == DType::F32 {
+                f64::from(v as f32)
             } else {
-                0
-            };
-            if count > crate::index::MAX_ELEMENTS as i128 {
-                return op_err(format!("range of {count} elements is too large"));
+                v
             }
-            // Every value lies between start and limit, so it fits in the dtype.
-            let values: Vec<i64> = (0..count).map(|i| (start + i * delta) as i64).collect();
-            Tensor::from_vec(vec![values.len()], values)
-                .map_err(|e| OpError(e.to_string()))?
-                .cast(dtype)
-                .into_data()
-        }
-        other => return op_err(format!("expects a numeric dtype, got {other}")),
+        };
+        let (start, delta) = (round(start), round(delta));
+        TensorData::from_f64s(dtype, (0..count).map(|i| start + i as f64 * delta))
+    } else {
+        // Whole numbers inside the dtype's range, so exact in i128.
+        let (start, delta) = (start as i128, delta as i128);
+        let values: Vec<i64> = (0..count as i128)
+            .map(|i| (start + i * delta) as i64)
+            .collect();
+        Tensor::from_vec(vec![values.len()], values)
+            .map_err(|e| OpError(e.to_string()))?
+            .cast(dtype)
+            .into_data()
     };
     make_tensor(vec![data.len()], data)
 }
 
 fn constant_of_shape(shape: &[i64], value: f64, dtype: DType) -> Result<Tensor, OpError> {
+    if !value_fits(value, dtype) {
+        return op_err(format!("value {value} is not a value of dtype {dtype}"));
+    }
     let shape = dims_from_attr(shape, "shape")?;
     let n_elements = checked_numel(&shape)?;
     make_tensor(
@@ -691,6 +694,10 @@ mod tests {
 
     fn err(result: Result<Tensor, OpError>) -> String {
         result.unwrap_err().0
+    }
+
+    fn run_two(op: Op, a: &Tensor, b: &Tensor) -> Result<Tensor, OpError> {
+        eval(&op, &[Some(a), Some(b)]).map(|mut v| v.remove(0))
     }
 
     #[test]
@@ -763,16 +770,14 @@ mod tests {
             .unwrap(),
             t(&[2, 2, 2], vec![0i64, 2, 4, 6, 1, 3, 5, 7])
         );
-        assert_eq!(
-            run(
-                Op::Transpose {
-                    perm: vec![-1, 0, 1]
-                },
-                &x
-            )
-            .unwrap(),
-            t(&[2, 2, 2], vec![0i64, 2, 4, 6, 1, 3, 5, 7])
-        );
+        // perm entries are axes in 0..rank; negative ones are not accepted (as in ONNX).
+        assert!(err(run(
+            Op::Transpose {
+                perm: vec![-1, 0, 1]
+            },
+            &x
+        ))
+        .contains("permutation"));
         assert!(err(run(
             Op::Transpose {
                 perm: vec![0, 0, 1]
@@ -1225,13 +1230,24 @@ mod tests {
             t(&[4], vec![10i32, 7, 4, 1])
         );
         assert_eq!(
-            range(-2.0, 3.0, 2.0, DType::I8).unwrap(),
-            t(&[3], vec![-2i8, 0, 2])
+            range(-2.0, 3.0, 2.0, DType::I32).unwrap(),
+            t(&[3], vec![-2i32, 0, 2])
+        );
+        // The count comes from the f64 attributes, even where rounding them to f32 first would
+        // give another (1e-46 is 0 in f32).
+        assert_eq!(
+            range(0.0, 1e-46, 1.0, DType::F32).unwrap(),
+            t(&[1], vec![0.0f32])
         );
         assert!(err(range(0.0, 1.0, 0.0, DType::F32)).contains("delta"));
         assert!(err(range(0.0, 1.0, 0.5, DType::I64)).contains("whole"));
-        assert!(err(range(0.0, 300.0, 1.0, DType::I8)).contains("fit"));
+        assert!(err(range(0.0, 3e9, 1.0, DType::I32)).contains("fit"));
+        assert!(err(range(0.0, 2f64.powi(63), 1e18, DType::I64)).contains("fit"));
+        // ONNX's Range has no 8-bit types.
+        assert!(err(range(0.0, 3.0, 1.0, DType::I8)).contains("dtype"));
         assert!(range(0.0, 1.0, 1.0, DType::Bool).is_err());
+        // More than 2^53 elements cannot be counted exactly in f64.
+        assert!(err(range(0.0, 1e17, 1.0, DType::I64)).contains("too large"));
         assert!(range(0.0, f64::INFINITY, 1.0, DType::F32).is_err());
         assert!(err(range(0.0, 1e300, 1e-300, DType::F64)).contains("too large"));
     }
@@ -1265,6 +1281,26 @@ mod tests {
             .unwrap_err()
             .0
             .contains("too many"));
+        // The value must be a value of the dtype (ONNX passes it as a tensor of it).
+        assert!(err(make(&[2], 300.0, DType::U8)).contains("not a value of dtype u8"));
+        assert!(make(&[2], 0.5, DType::I64).is_err());
+        assert!(make(&[2], 2.0, DType::Bool).is_err());
+        // An empty result may have a large dim, within the element-count invariant.
+        assert_eq!(
+            make(&[1 << 40, 0], 1.0, DType::F32).unwrap().shape(),
+            &[1 << 40, 0]
+        );
+    }
+
+    #[test]
+    fn indices_are_i32_or_i64() {
+        let data = iota(&[3]);
+        for indices in [t(&[1], vec![1u8]), t(&[1], vec![1i8])] {
+            let message = err(run_two(Op::Gather { axis: 0 }, &data, &indices));
+            assert!(message.contains("indices must be i32 or i64"), "{message}");
+            let message = err(run_two(Op::GatherElements { axis: 0 }, &data, &indices));
+            assert!(message.contains("indices must be i32 or i64"), "{message}");
+        }
     }
 
     #[test]

@@ -386,6 +386,24 @@ mod tests {
         )
         .is_err());
         assert!(eval(&op, &[Some(&x), Some(&scale), Some(&bias), Some(&mean)]).is_err());
+        // Every parameter has x's dtype (ONNX 15 allows others; the importer casts).
+        let mean_f64 = Tensor::from_vec(vec![2], vec![1.0f64, 10.0]).unwrap();
+        let message = eval(
+            &op,
+            &[
+                Some(&x),
+                Some(&scale),
+                Some(&bias),
+                Some(&mean_f64),
+                Some(&var),
+            ],
+        )
+        .unwrap_err()
+        .0;
+        assert!(
+            message.contains("input `mean` must have dtype f32"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -503,6 +521,12 @@ mod tests {
             epsilon: 0.0,
         };
         assert!(eval(&last, &[Some(&x), Some(&too_big)]).is_err());
+        // Broadcasting to the whole of x is not enough: [2, 1] broadcasts to x's [2, 2] but not to
+        // the normalized dims [2] of axis -1.
+        let per_row = t32(&[2, 1], &[1.0, 2.0]);
+        let message = eval(&last, &[Some(&x), Some(&per_row)]).unwrap_err().0;
+        assert!(message.contains("normalized dims [2]"), "{message}");
+        assert!(eval(&last, &[Some(&x), Some(&scale), Some(&per_row)]).is_err());
     }
 
     #[test]
@@ -518,6 +542,11 @@ mod tests {
             &run(&op, &[Some(&x), Some(&scale)]),
             &[3.0 / rms, 8.0 / rms],
         );
+        // The scale has x's dtype and broadcasts to the normalized dims only.
+        let scale_f64 = Tensor::from_vec(vec![2], vec![1.0f64, 2.0]).unwrap();
+        assert!(eval(&op, &[Some(&x), Some(&scale_f64)]).is_err());
+        let leading = t32(&[1, 1, 2], &[1.0, 2.0]);
+        assert!(eval(&op, &[Some(&x), Some(&leading)]).is_err());
     }
 
     #[test]

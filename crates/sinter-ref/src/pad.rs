@@ -7,9 +7,12 @@
 //! onnxruntime does (`onnx.reference` rejects negative pads). Reflect and wrap pads larger than the
 //! axis repeat periodically like numpy's `np.pad`, which `onnx.reference` uses (onnxruntime rejects
 //! them); reflect of a single element repeats it. Edge, reflect and wrap need a non-empty axis to
-//! extend. The constant `value` is converted to the dtype with `Elem::from_f64`.
+//! extend. The constant `value` must be a value of the dtype (ONNX passes it as a tensor of it: whole
+//! and in range for integers, 0 or 1 for bool) and is converted with `Elem::from_f64`.
 
-use crate::index::{check_attr_sizes, checked_len, for_each_index, required_input, strides};
+use crate::index::{
+    check_attr_sizes, checked_len, for_each_index, required_input, strides, value_fits,
+};
 use crate::{op_err, OpError};
 use sinter_ir::{with_data, Elem, Op, PadMode, Tensor, TensorData};
 
@@ -26,13 +29,29 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError>
             2 * rank
         ));
     }
-    let axis_maps = (0..rank)
-        .map(|axis| axis_map(x.shape()[axis], pads[axis], pads[axis + rank], *mode, axis))
+    if *mode == PadMode::Constant && !value_fits(*value, x.dtype()) {
+        return op_err(format!(
+            "`pad` value {value} is not a value of {}",
+            x.dtype()
+        ));
+    }
+    let axis_pads = (0..rank)
+        .map(|axis| axis_pad(x.shape()[axis], pads[axis], pads[axis + rank], *mode, axis))
         .collect::<Result<Vec<_>, _>>()?;
-    let out_shape: Vec<usize> = axis_maps.iter().map(Vec::len).collect();
+    let out_shape: Vec<usize> = axis_pads.iter().map(AxisPad::out_len).collect();
+    // The size is checked before any per-axis map is built: an empty output may still have one huge
+    // axis.
+    let n_elements = checked_len(op, &out_shape)?;
+    if n_elements == 0 {
+        return Ok(vec![Tensor::zeros(x.dtype(), out_shape)]);
+    }
+    let axis_maps: Vec<Vec<Option<usize>>> = axis_pads
+        .iter()
+        .map(|axis| axis.source_map(*mode))
+        .collect();
     let in_strides = strides(x.shape());
     // For each output element, the flat input index it copies, or None for the fill value.
-    let mut sources = Vec::with_capacity(checked_len(op, &out_shape)?);
+    let mut sources = Vec::with_capacity(n_elements);
     for_each_index(&out_shape, |o| {
         let mut flat = 0;
         for (axis, &coord) in o.iter().enumerate() {
@@ -62,14 +81,22 @@ fn gather_or_fill<T: Elem>(src: &[T], sources: &[Option<usize>], value: f64) -> 
     )
 }
 
-/// The input coordinate of every output coordinate along one axis (`None` = fill value).
-fn axis_map(
+/// One axis's validated pads: `crop_begin` elements dropped, `kept` elements kept, then `grow_begin`
+/// and `grow_end` positions added.
+struct AxisPad {
+    crop_begin: usize,
+    kept: usize,
+    grow_begin: usize,
+    grow_end: usize,
+}
+
+fn axis_pad(
     in_size: usize,
     begin: i64,
     end: i64,
     mode: PadMode,
     axis: usize,
-) -> Result<Vec<Option<usize>>, OpError> {
+) -> Result<AxisPad, OpError> {
     let crop_begin = (-begin).max(0) as usize;
     let crop_end = (-end).max(0) as usize;
     let Some(kept) = in_size.checked_sub(crop_begin + crop_end) else {
@@ -85,31 +112,46 @@ fn axis_map(
             mode.name()
         ));
     }
-    let n = kept as i64;
-    let map = (0..kept + grow_begin + grow_end)
-        .map(|out_idx| {
-            // Position relative to the first kept element; outside [0, n) is padding.
-            let rel = out_idx as i64 - grow_begin as i64;
-            let source = if (0..n).contains(&rel) {
-                Some(rel)
-            } else {
-                match mode {
-                    PadMode::Constant => None,
-                    PadMode::Edge => Some(rel.clamp(0, n - 1)),
-                    PadMode::Wrap => Some(rel.rem_euclid(n)),
-                    PadMode::Reflect if n == 1 => Some(0),
-                    PadMode::Reflect => {
-                        // Reflection without repeating the edge is periodic with period 2 (n - 1).
-                        let period = 2 * (n - 1);
-                        let r = rel.rem_euclid(period);
-                        Some(if r < n { r } else { period - r })
+    Ok(AxisPad {
+        crop_begin,
+        kept,
+        grow_begin,
+        grow_end,
+    })
+}
+
+impl AxisPad {
+    fn out_len(&self) -> usize {
+        self.kept + self.grow_begin + self.grow_end
+    }
+
+    /// The input coordinate of every output coordinate along the axis (`None` = fill value).
+    fn source_map(&self, mode: PadMode) -> Vec<Option<usize>> {
+        let n = self.kept as i64;
+        (0..self.out_len())
+            .map(|out_idx| {
+                // Position relative to the first kept element; outside [0, n) is padding.
+                let rel = out_idx as i64 - self.grow_begin as i64;
+                let source = if (0..n).contains(&rel) {
+                    Some(rel)
+                } else {
+                    match mode {
+                        PadMode::Constant => None,
+                        PadMode::Edge => Some(rel.clamp(0, n - 1)),
+                        PadMode::Wrap => Some(rel.rem_euclid(n)),
+                        PadMode::Reflect if n == 1 => Some(0),
+                        PadMode::Reflect => {
+                            // Reflection without repeating the edge is periodic with period 2 (n - 1).
+                            let period = 2 * (n - 1);
+                            let r = rel.rem_euclid(period);
+                            Some(if r < n { r } else { period - r })
+                        }
                     }
-                }
-            };
-            source.map(|s| crop_begin + s as usize)
-        })
-        .collect();
-    Ok(map)
+                };
+                source.map(|s| self.crop_begin + s as usize)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -224,5 +266,24 @@ mod tests {
         let x = Tensor::from_vec(vec![2], vec![1.0f32, 2.0]).unwrap();
         assert!(pad(&x, &[i64::MIN, 0], PadMode::Constant, 0.0).is_err());
         assert!(pad(&x, &[0, 1 << 40], PadMode::Edge, 0.0).is_err());
+        // An empty result is returned without building a map for its (large) other axis.
+        let empty = Tensor::from_vec(vec![0, 1], Vec::<f32>::new()).unwrap();
+        let y = pad(&empty, &[0, 0, 0, 1 << 31], PadMode::Constant, 0.0).unwrap();
+        assert_eq!(y.shape(), &[0, (1 << 31) + 1]);
+    }
+
+    #[test]
+    fn constant_value_must_be_a_value_of_the_dtype() {
+        let x = Tensor::from_vec(vec![2], vec![1i32, 2]).unwrap();
+        let message = pad(&x, &[1, 0], PadMode::Constant, 0.5).unwrap_err().0;
+        assert!(message.contains("not a value of i32"), "{message}");
+        assert!(pad(&x, &[1, 0], PadMode::Constant, 3e9).is_err());
+        let b = Tensor::from_vec(vec![1], vec![true]).unwrap();
+        assert!(pad(&b, &[1, 0], PadMode::Constant, 2.0).is_err());
+        // Other modes do not use the value.
+        assert_eq!(
+            pad(&x, &[1, 0], PadMode::Edge, 0.5).unwrap(),
+            Tensor::from_vec(vec![3], vec![1i32, 1, 2]).unwrap()
+        );
     }
 }

@@ -26,7 +26,7 @@
 //! shifts windows instead of being clamped. Its global_max_pool reduces the wrong axes for ranks other
 //! than 4.
 
-use crate::conv::{dilated_extent, per_axis_or_ones, same_pads};
+use crate::conv::{check_pads_without_auto_pad, dilated_extent, per_axis_or_ones, same_pads};
 use crate::index::{
     check_attr_sizes, checked_len, float_values, for_each_index, required_input, strides,
     tensor_from_f64s,
@@ -144,55 +144,94 @@ fn pool(op: &Op, x: &Tensor, attrs: &PoolAttrs, kind: PoolKind) -> Result<Tensor
     let mut y_shape = vec![n_batch, n_channels];
     y_shape.extend_from_slice(&out_spatial);
     let mut y = Vec::with_capacity(checked_len(op, &y_shape)?);
-    let mut pos = vec![0isize; n_spatial];
+    // Per output position, each axis contributes the kernel taps that land inside the input, a
+    // contiguous range; only those are visited (in row-major order, as a full kernel loop would visit
+    // them), so a huge kernel costs nothing beyond the input it covers.
+    let include_pad = kind
+        == PoolKind::Average {
+            count_include_pad: true,
+        };
+    let mut first_tap = vec![0usize; n_spatial];
+    let mut n_taps = vec![0usize; n_spatial];
     for plane_idx in 0..n_batch * n_channels {
         let plane_base = plane_idx * x_strides[1];
         for_each_index(&out_spatial, |o| {
+            // A product of up to three 2^32-sized counts, so kept in f64 (it is only a divisor).
+            let mut n_counted = 1.0f64;
+            for (axis, geometry) in axes.iter().enumerate() {
+                let taps = geometry.taps(o[axis], kernel[axis]);
+                first_tap[axis] = taps.first;
+                n_taps[axis] = taps.n_inside;
+                n_counted *= if include_pad {
+                    taps.n_within_pads as f64
+                } else {
+                    taps.n_inside as f64
+                };
+            }
             let mut max = f64::NAN;
             let mut sum = 0.0;
-            let mut n_counted = 0usize;
-            for_each_index(&kernel, |k| {
-                let mut in_bounds = true;
-                for (axis, geometry) in axes.iter().enumerate() {
-                    let p = (o[axis] * geometry.stride + k[axis] * geometry.dilation) as isize
-                        - geometry.pad_begin as isize;
-                    pos[axis] = p;
-                    in_bounds &= p >= 0 && (p as usize) < geometry.in_size;
-                }
-                if in_bounds {
-                    let offset: usize = pos
-                        .iter()
-                        .zip(&x_strides[2..])
-                        .map(|(&p, s)| p as usize * s)
-                        .sum();
-                    let v = values[plane_base + offset];
-                    // `f64::max` returns the non-NaN operand, so NaN inputs are skipped.
-                    max = max.max(v);
-                    sum += v;
-                    n_counted += 1;
-                } else if kind
-                    == (PoolKind::Average {
-                        count_include_pad: true,
+            for_each_index(&n_taps, |t| {
+                let offset: usize = axes
+                    .iter()
+                    .enumerate()
+                    .map(|(axis, g)| {
+                        let k = first_tap[axis] + t[axis];
+                        (o[axis] * g.stride + k * g.dilation - g.pad_begin) * x_strides[2 + axis]
                     })
-                {
-                    // Padding counts as a zero only up to the explicit end pad; positions that only
-                    // `ceil_mode` reaches do not.
-                    let within_pads = axes
-                        .iter()
-                        .zip(&pos)
-                        .all(|(g, &p)| p < (g.in_size + g.pad_end) as isize);
-                    if within_pads {
-                        n_counted += 1;
-                    }
-                }
+                    .sum();
+                let v = values[plane_base + offset];
+                // `f64::max` returns the non-NaN operand, so NaN inputs are skipped.
+                max = max.max(v);
+                sum += v;
             });
             y.push(match kind {
                 PoolKind::Max => max,
-                PoolKind::Average { .. } => sum / n_counted as f64,
+                PoolKind::Average { .. } => sum / n_counted,
             });
         });
     }
     tensor_from_f64s(dtype, y_shape, y)
+}
+
+/// The kernel taps of one window along one axis.
+struct AxisTaps {
+    /// The first tap whose position is inside the input.
+    first: usize,
+    /// How many consecutive taps from `first` are inside the input.
+    n_inside: usize,
+    /// How many taps lie before the end of the explicit end pad (inside the input or in the
+    /// padding); positions that only `ceil_mode` reaches do not count.
+    n_within_pads: usize,
+}
+
+impl AxisWindows {
+    /// Tap `k` of window `out_idx` reads position `out_idx * stride + k * dilation - pad_begin`.
+    fn taps(&self, out_idx: usize, kernel: usize) -> AxisTaps {
+        // Positions are `start + k * dilation`; every term is bounded by MAX_ATTR_SIZE-sized
+        // attributes and the input size, so i128 cannot overflow.
+        let start = (out_idx * self.stride) as i128 - self.pad_begin as i128;
+        let dilation = self.dilation as i128;
+        let kernel = kernel as i128;
+        // The number of taps k in [0, kernel) with start + k * dilation < limit.
+        let taps_before = |limit: i128| -> i128 {
+            if limit <= start {
+                0
+            } else {
+                ((limit - start + dilation - 1) / dilation).min(kernel)
+            }
+        };
+        let first = if start >= 0 {
+            0
+        } else {
+            ((-start + dilation - 1) / dilation).min(kernel)
+        };
+        let end = taps_before(self.in_size as i128);
+        AxisTaps {
+            first: first as usize,
+            n_inside: (end - first).max(0) as usize,
+            n_within_pads: taps_before((self.in_size + self.pad_end) as i128) as usize,
+        }
+    }
 }
 
 /// Resolves pads and output sizes for every spatial axis.
@@ -206,6 +245,7 @@ fn window_axes(
 ) -> Result<Vec<AxisWindows>, OpError> {
     let n_spatial = kernel.len();
     let in_spatial = &x_shape[2..];
+    check_pads_without_auto_pad(op, attrs.pads, attrs.auto_pad)?;
     let explicit = match attrs.auto_pad {
         AutoPad::NotSet if !attrs.pads.is_empty() => {
             check_attr_sizes(op, "pads", attrs.pads)?;
@@ -492,6 +532,61 @@ mod tests {
         assert_eq!(values(&y), [2.5, 6.5]);
         let y = eval(&Op::GlobalMaxPool {}, &[Some(&x)]).unwrap().remove(0);
         assert_eq!(values(&y), [4.0, 8.0]);
+    }
+
+    #[test]
+    fn rules_shared_with_inference() {
+        let x = ramp(&[1, 1, 5]);
+        // ONNX forbids explicit pads together with auto_pad.
+        let message = eval(
+            &max_pool(&[2], &[], &[0, 0], AutoPad::Valid, false),
+            &[Some(&x)],
+        )
+        .unwrap_err()
+        .0;
+        assert!(message.contains("cannot be given together"), "{message}");
+        // `valid` rounds down whatever ceil_mode says: (5 - 2) / 2 + 1 = 2 windows.
+        let y = run(&max_pool(&[2], &[2], &[], AutoPad::Valid, true), &x);
+        assert_eq!(values(&y), [2.0, 4.0]);
+        // Pads must be smaller than the kernel size, not the dilated extent.
+        let dilated = Op::MaxPool {
+            kernel_shape: vec![2],
+            strides: vec![],
+            pads: vec![2, 0],
+            dilations: vec![3],
+            auto_pad: AutoPad::NotSet,
+            ceil_mode: false,
+        };
+        assert!(eval(&dilated, &[Some(&x)]).is_err());
+        // An empty spatial axis has nothing to pool, whatever the padding.
+        let empty = t32(&[1, 1, 0], &[]);
+        assert!(eval(
+            &max_pool(&[1], &[], &[], AutoPad::SameUpper, false),
+            &[Some(&empty)]
+        )
+        .is_err());
+        assert!(eval(&Op::GlobalMaxPool {}, &[Some(&t32(&[1, 1, 0, 2], &[]))]).is_err());
+        assert!(eval(&Op::GlobalMaxPool {}, &[Some(&t32(&[2, 2], &[0.0; 4]))]).is_err());
+    }
+
+    #[test]
+    fn huge_kernels_visit_only_the_taps_inside_the_input() {
+        // A 2^31 kernel over 4 elements with same_upper: every window covers the whole input, and the
+        // loop visits only the 4 taps inside it.
+        let x = ramp(&[1, 1, 4]);
+        let pool = |count_include_pad| Op::AveragePool {
+            kernel_shape: vec![1 << 31],
+            strides: vec![],
+            pads: vec![],
+            dilations: vec![],
+            auto_pad: AutoPad::SameUpper,
+            ceil_mode: false,
+            count_include_pad,
+        };
+        assert_eq!(values(&run(&pool(false), &x)), [2.5; 4]);
+        // Counting the padding divides by the whole kernel: the total pad is 2^31 - 1.
+        let y = values(&run(&pool(true), &x));
+        assert_eq!(y, [(10.0 / 2f64.powi(31)) as f32; 4]);
     }
 
     #[test]

@@ -15,12 +15,13 @@
 //! activation; lstm's cell state itself is not clipped. lstm's `input_forget` couples the gates as
 //! `f = 1 - i`. This is onnxruntime's reading of the spec, since `onnx.reference` implements neither.
 //!
-//! `activations` lists one function per gate activation (rnn `f`; lstm `f, g, h`; gru `f, g`), either
-//! once for all directions or once per direction. `activation_alpha` / `activation_beta` are empty or
-//! hold one entry per listed activation (the importer spreads ONNX's consumed-in-order lists); an empty
-//! list means the defaults of the corresponding ONNX ops: leaky_relu 0.01, thresholded_relu 1, elu 1,
-//! hard_sigmoid 0.2 / 0.5, affine 1 / 0, scaled_tanh 1 / 0. onnxruntime agrees except that it uses 0
-//! for a missing affine or thresholded_relu parameter.
+//! `activations` is empty (the defaults) or lists one function per gate activation and direction (rnn
+//! `f`; lstm `f, g, h`; gru `f, g`; forward first), as ONNX does. `activation_alpha` /
+//! `activation_beta` are empty or hold exactly one entry per listed activation, positionally (the
+//! importer spreads ONNX's consumed-in-order lists); an empty list means the defaults of the
+//! corresponding ONNX ops: leaky_relu 0.01, thresholded_relu 1, elu 1, hard_sigmoid 0.2 / 0.5, affine
+//! 1 / 0, scaled_tanh 1 / 0. onnxruntime agrees except that it uses 0 for a missing affine or
+//! thresholded_relu parameter.
 
 use crate::index::{
     expect_dtype, float_values, optional_input, required_input, tensor_from_f64s, MAX_ATTR_SIZE,
@@ -228,9 +229,9 @@ fn resolve_activations(
             .collect();
         return Ok(vec![defaults; n_dir]);
     }
-    if listed.len() != per_dir && listed.len() != per_dir * n_dir {
+    if listed.len() != per_dir * n_dir {
         return op_err(format!(
-            "`{}` needs {per_dir} activations (or {} for both directions), got {}",
+            "`{}` needs {} activations ({per_dir} per direction), got {}",
             op.name(),
             per_dir * n_dir,
             listed.len()
@@ -250,11 +251,7 @@ fn resolve_activations(
         .map(|d| {
             (0..per_dir)
                 .map(|pos| {
-                    let idx = if listed.len() == per_dir {
-                        pos
-                    } else {
-                        d * per_dir + pos
-                    };
+                    let idx = d * per_dir + pos;
                     Activation::new(
                         listed[idx],
                         alphas.get(idx).copied(),
@@ -733,8 +730,9 @@ mod tests {
         assert_eq!(f32s(&out[1]), [3.0], "the reverse direction ends at t = 0");
         let w2 = t32(&[2, 1, 1], &[1.0, 1.0]);
         let r2 = t32(&[2, 1, 1], &[0.5, 0.5]);
+        let both_affine = vec![RnnActivation::Affine; 2];
         let out = eval(
-            &rnn(RnnDirection::Bidirectional, affine, vec![], 0),
+            &rnn(RnnDirection::Bidirectional, both_affine, vec![], 0),
             &[Some(&x), Some(&w2), Some(&r2)],
         )
         .unwrap();
@@ -925,17 +923,31 @@ mod tests {
         let x = t32(&[1, 1, 1], &[-2.0]);
         let w = t32(&[2, 1, 1], &[1.0, 1.0]);
         let r = t32(&[2, 1, 1], &[0.0, 0.0]);
-        let op = Op::Rnn {
-            hidden_size: 1,
-            direction: RnnDirection::Bidirectional,
-            activations: vec![RnnActivation::Relu, RnnActivation::Affine],
-            activation_alpha: vec![0.0, 3.0],
-            activation_beta: vec![0.0, 1.0],
-            clip: None,
-            layout: 0,
-        };
+        let bidirectional =
+            |activations: Vec<RnnActivation>, alpha: Vec<f32>, beta: Vec<f32>| Op::Rnn {
+                hidden_size: 1,
+                direction: RnnDirection::Bidirectional,
+                activations,
+                activation_alpha: alpha,
+                activation_beta: beta,
+                clip: None,
+                layout: 0,
+            };
+        let relu_affine = vec![RnnActivation::Relu, RnnActivation::Affine];
+        let op = bidirectional(relu_affine.clone(), vec![0.0, 3.0], vec![0.0, 1.0]);
         let out = eval(&op, &[Some(&x), Some(&w), Some(&r)]).unwrap();
         assert_eq!(f32s(&out[1]), [0.0, -5.0]);
+        // One list for both directions is not accepted: there must be one entry per direction.
+        let shared = bidirectional(vec![RnnActivation::Affine], vec![], vec![]);
+        let message = eval(&shared, &[Some(&x), Some(&w), Some(&r)])
+            .unwrap_err()
+            .0;
+        assert!(message.contains("needs 2 activations"), "{message}");
+        // activation_alpha/beta are positional: exactly one entry per listed activation.
+        let short_alpha = bidirectional(relu_affine.clone(), vec![0.0], vec![]);
+        assert!(eval(&short_alpha, &[Some(&x), Some(&w), Some(&r)]).is_err());
+        let long_beta = bidirectional(relu_affine, vec![], vec![0.0, 1.0, 2.0]);
+        assert!(eval(&long_beta, &[Some(&x), Some(&w), Some(&r)]).is_err());
     }
 
     #[test]

@@ -10,10 +10,13 @@
 //! maximum), l1/l2/sum_square 0, log_sum_exp -inf, mean NaN. `log_sum_exp` subtracts the largest finite
 //! element first, so it neither overflows nor turns an all -inf group into NaN.
 //!
+//! Dtypes are ONNX's type constraints restricted to sinter's: reduce_max and reduce_min take every
+//! dtype (bool as any/all), the other reductions f32, f64, i32 and i64.
+//!
 //! Integer reductions stay in the integer domain with wrapping (numpy with `dtype=` the input's):
 //! sum, prod, sum_square, l1, max and min are exact. mean is the wrapped sum divided in f64 and
 //! truncated (an empty group is an error, as 0/0 has no integer value); l2 and log_sum_exp compute in
-//! f64 and truncate. bool tensors support max (any) and min (all) only.
+//! f64 and truncate.
 //!
 //! `arg_max`/`arg_min` return i64 indices along `axis`: the first extreme, or the last with
 //! `select_last_index`. NaN counts as the extreme, as in numpy. A zero-length axis is an error.
@@ -173,6 +176,10 @@ fn plan_reduction(shape: &[usize], attrs: ReduceAxes) -> Result<Option<ReducePla
 }
 
 fn reduce(x: &Tensor, reduction: Reduction, attrs: ReduceAxes) -> Result<Tensor, OpError> {
+    let extremum = matches!(reduction, Reduction::Max | Reduction::Min);
+    if !extremum && !matches!(x.dtype(), DType::F32 | DType::F64 | DType::I32 | DType::I64) {
+        return op_err(format!("expects f32, f64, i32 or i64, got {}", x.dtype()));
+    }
     let Some(plan) = plan_reduction(x.shape(), attrs)? else {
         return Ok(x.clone());
     };
@@ -258,6 +265,7 @@ fn reduce_int<I: Int>(reduction: Reduction, group: &[I]) -> Result<I, OpError> {
         Reduction::Max => group.iter().copied().fold(I::MIN, Ord::max),
         Reduction::Min => group.iter().copied().fold(I::MAX, Ord::min),
         Reduction::Mean => {
+            // Inference rejects this case for static shapes; a symbolic dim bound to 0 ends here.
             if group.is_empty() {
                 return op_err(format!(
                     "the mean of an empty {} group has no value",
@@ -609,12 +617,54 @@ mod tests {
             noop_with_empty_axes: false,
         };
         assert_eq!(run(min, &ints).unwrap(), Tensor::scalar(i32::MAX));
+        // The integer mean of an empty group has no value.
         let mean = Op::ReduceMean {
             axes: vec![],
             keepdims: false,
             noop_with_empty_axes: false,
         };
-        assert!(run(mean, &ints).unwrap_err().0.contains("empty"));
+        assert!(run(mean.clone(), &ints).unwrap_err().0.contains("empty"));
+        // Without groups (an empty kept axis) there is nothing to divide.
+        let empty_rows = t(&[0, 0], Vec::<i32>::new());
+        let mean_rows = Op::ReduceMean {
+            axes: vec![1],
+            keepdims: false,
+            noop_with_empty_axes: false,
+        };
+        assert_eq!(
+            run(mean_rows, &empty_rows).unwrap(),
+            t(&[0], Vec::<i32>::new())
+        );
+    }
+
+    #[test]
+    fn dtypes_follow_onnx_type_constraints() {
+        let bytes = t(&[2], vec![1u8, 2]);
+        let small = t(&[2], vec![1i8, -2]);
+        let all = |make: fn(Vec<i64>, bool, bool) -> Op| make(vec![], false, false);
+        // reduce_max and reduce_min take 8-bit integers; the arithmetic reductions do not.
+        let max = all(|axes, keepdims, noop_with_empty_axes| Op::ReduceMax {
+            axes,
+            keepdims,
+            noop_with_empty_axes,
+        });
+        assert_eq!(run(max, &bytes).unwrap(), Tensor::scalar(2u8));
+        let min = all(|axes, keepdims, noop_with_empty_axes| Op::ReduceMin {
+            axes,
+            keepdims,
+            noop_with_empty_axes,
+        });
+        assert_eq!(run(min, &small).unwrap(), Tensor::scalar(-2i8));
+        for x in [&bytes, &small] {
+            let message = run(sum(&[], false), x).unwrap_err().0;
+            assert!(message.contains("f32, f64, i32 or i64"), "{message}");
+            let l2 = all(|axes, keepdims, noop_with_empty_axes| Op::ReduceL2 {
+                axes,
+                keepdims,
+                noop_with_empty_axes,
+            });
+            assert!(run(l2, x).is_err());
+        }
     }
 
     #[test]
@@ -630,35 +680,35 @@ mod tests {
 
     #[test]
     fn integer_reductions_wrap_and_truncate() {
-        let x = t(&[3], vec![100i8, 100, -7]);
+        let x = t(&[3], vec![i32::MAX, 1, -7]);
         let all =
             |make: fn(Vec<i64>, bool, bool) -> Op| run(make(vec![], false, false), &x).unwrap();
-        // 193 wraps to -63.
+        // (2^31 - 1) + 1 wraps to -2^31, and -2^31 - 7 wraps to 2^31 - 7 (numpy with dtype=int32).
         assert_eq!(
             all(|axes, keepdims, noop_with_empty_axes| Op::ReduceSum {
                 axes,
                 keepdims,
                 noop_with_empty_axes
             }),
-            Tensor::scalar(-63i8)
+            Tensor::scalar(2_147_483_641i32)
         );
-        // 100 * 100 * -7 = -70000 = -70000 + 274 * 256 = 144 -> -112 as i8.
+        // (2^31 - 1) * -7 wraps to -2147483641.
         assert_eq!(
             all(|axes, keepdims, noop_with_empty_axes| Op::ReduceProd {
                 axes,
                 keepdims,
                 noop_with_empty_axes
             }),
-            Tensor::scalar(-112i8)
+            Tensor::scalar(-2_147_483_641i32)
         );
-        // The wrapped sum -63 divided by 3.
+        // The wrapped sum divided by 3, truncated.
         assert_eq!(
             all(|axes, keepdims, noop_with_empty_axes| Op::ReduceMean {
                 axes,
                 keepdims,
                 noop_with_empty_axes
             }),
-            Tensor::scalar(-21i8)
+            Tensor::scalar(715_827_880i32)
         );
         assert_eq!(
             all(|axes, keepdims, noop_with_empty_axes| Op::ReduceMax {
@@ -666,7 +716,7 @@ mod tests {
                 keepdims,
                 noop_with_empty_axes
             }),
-            Tensor::scalar(100i8)
+            Tensor::scalar(i32::MAX)
         );
         assert_eq!(
             all(|axes, keepdims, noop_with_empty_axes| Op::ReduceMin {
@@ -674,16 +724,16 @@ mod tests {
                 keepdims,
                 noop_with_empty_axes
             }),
-            Tensor::scalar(-7i8)
+            Tensor::scalar(-7i32)
         );
-        // 207 wraps to -49.
+        // 2^31 - 1 + 1 + 7 wraps to -2147483641.
         assert_eq!(
             all(|axes, keepdims, noop_with_empty_axes| Op::ReduceL1 {
                 axes,
                 keepdims,
                 noop_with_empty_axes
             }),
-            Tensor::scalar(-49i8)
+            Tensor::scalar(-2_147_483_641i32)
         );
         let small = t(&[2], vec![3i64, 4]);
         let l2 = Op::ReduceL2 {

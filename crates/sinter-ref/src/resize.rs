@@ -16,6 +16,9 @@
 //!
 //! The result is saturated into the input dtype as numpy's `saturate_cast` does (floats clip to the
 //! finite range, integers round half to even and clip), so u8 and other integer images work too.
+//! Nearest mode also takes bool (a weight-1 tap copies 0 or 1 exactly); linear mode does not.
+//! Output sizes are computed exactly as inference computes them; a size may be 0, but an empty axis
+//! can only be resized to 0.
 //!
 //! onnxruntime 1.31 differs from the reference (and so from this) when `scale * in` is not an integer
 //! under align_corners and half_pixel_symmetric, and by one unit on some u8 rounding ties.
@@ -38,14 +41,28 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError>
         return op_err(format!("`{}` is not resize", op.name()));
     };
     let x = required_input(op, inputs, 0)?;
-    if x.dtype() == DType::Bool {
-        return op_err("`resize` does not support bool tensors");
+    // Nearest copies elements, so any dtype works (ONNX allows all); linear needs numbers.
+    if x.dtype() == DType::Bool && *mode == ResizeMode::Linear {
+        return op_err("`resize` in linear mode does not support bool tensors");
     }
     let rank = x.rank();
     check_attr_sizes(op, "sizes", sizes)?;
     let axis_scales = axis_scales(x.shape(), scales, sizes)?;
     let out_shape: Vec<usize> = axis_scales.iter().map(|s| s.out_size).collect();
-    checked_len(op, &out_shape)?;
+    for (axis, scale) in axis_scales.iter().enumerate() {
+        if x.shape()[axis] == 0 && scale.out_size > 0 {
+            return op_err(format!(
+                "`resize` cannot interpolate the empty axis {axis} to {}",
+                scale.out_size
+            ));
+        }
+    }
+    // The size is checked before any per-axis taps are built: an empty output may still have one
+    // huge axis.
+    let n_elements = checked_len(op, &out_shape)?;
+    if n_elements == 0 {
+        return Ok(vec![Tensor::zeros(x.dtype(), out_shape)]);
+    }
     let interpolation = Interpolation {
         mode: *mode,
         transform: *coordinate_transformation_mode,
@@ -54,21 +71,15 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError>
     let taps: Vec<Vec<Vec<(usize, f64)>>> = (0..rank)
         .map(|axis| {
             let scale = &axis_scales[axis];
-            if x.shape()[axis] == 0 && scale.out_size > 0 {
-                return op_err(format!(
-                    "`resize` cannot interpolate the empty axis {axis} to {}",
-                    scale.out_size
-                ));
-            }
-            Ok((0..scale.out_size)
+            (0..scale.out_size)
                 .map(|out_idx| axis_taps(out_idx, x.shape()[axis], scale, &interpolation))
-                .collect())
+                .collect()
         })
-        .collect::<Result<_, _>>()?;
+        .collect();
 
     let values = x.to_f64_vec();
     let in_strides = strides(x.shape());
-    let mut y = Vec::with_capacity(checked_len(op, &out_shape)?);
+    let mut y = Vec::with_capacity(n_elements);
     for_each_index(&out_shape, |o| {
         let axis_taps: Vec<&[(usize, f64)]> = (0..rank)
             .map(|axis| taps[axis][o[axis]].as_slice())
@@ -514,10 +525,21 @@ mod tests {
         .unwrap();
         // 127.5 rounds half to even.
         assert_eq!(y.as_slice::<u8>().unwrap(), [0, 128, 255]);
+        // Nearest copies bools; linear cannot interpolate them.
         let b = Tensor::from_vec(vec![2], vec![true, false]).unwrap();
-        assert!(resize(
+        let y = resize(
             &b,
             ResizeMode::Nearest,
+            CoordTransform::Asymmetric,
+            NearestMode::Floor,
+            &[2.0],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(y.as_slice::<bool>().unwrap(), [true, true, false, false]);
+        assert!(resize(
+            &b,
+            ResizeMode::Linear,
             CoordTransform::HalfPixel,
             NearestMode::RoundPreferFloor,
             &[],
@@ -555,5 +577,35 @@ mod tests {
         assert!(resize(&x, m.0, m.1, m.2, &[], &[1 << 30, 1 << 30]).is_err());
         assert!(resize(&x, m.0, m.1, m.2, &[1e30, 1.0], &[]).is_err());
         assert!(resize(&x, m.0, m.1, m.2, &[f32::INFINITY, 1.0], &[]).is_err());
+        // An empty result is returned without building taps for its (possibly huge) other axes.
+        let empty = Tensor::from_vec(vec![0, 2], Vec::<f32>::new()).unwrap();
+        let y = resize(&empty, m.0, m.1, m.2, &[], &[0, 1 << 31]).unwrap();
+        assert_eq!(y.shape(), &[0, 1 << 31]);
+    }
+
+    #[test]
+    fn output_sizes_agree_with_inference() {
+        let m = (
+            ResizeMode::Nearest,
+            CoordTransform::Asymmetric,
+            NearestMode::Floor,
+        );
+        // floor(f64(f32(0.7)) * 10) = floor(6.99999988) = 6; an f32 product would round to 7.
+        let x = Tensor::from_vec(vec![10], vec![1.0f32; 10]).unwrap();
+        assert_eq!(
+            resize(&x, m.0, m.1, m.2, &[0.7], &[]).unwrap().shape(),
+            &[6]
+        );
+        // Size 0 is allowed.
+        let y = resize(&x, m.0, m.1, m.2, &[0.05], &[]).unwrap();
+        assert_eq!(y.shape(), &[0]);
+        // An empty axis can only be resized to 0.
+        let empty = Tensor::from_vec(vec![0], Vec::<f32>::new()).unwrap();
+        assert_eq!(
+            resize(&empty, m.0, m.1, m.2, &[2.0], &[]).unwrap().shape(),
+            &[0]
+        );
+        let message = resize(&empty, m.0, m.1, m.2, &[], &[3]).unwrap_err().0;
+        assert!(message.contains("empty axis 0"), "{message}");
     }
 }
