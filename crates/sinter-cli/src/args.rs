@@ -1,9 +1,10 @@
 //! The command line, declared with clap's derive API.
 //!
-//! Flags that later issues give more values (`--backend jit`, `--format json`, `.onnx` models) are
-//! already accepted where the interface in DESIGN.md promises them, so scripts written today keep
-//! working; the commands answer "not available yet" for the parts that do not exist.
+//! Flags that later issues give more values (`--backend jit`, `--stage optimized`) are already
+//! accepted where the interface in DESIGN.md promises them, so scripts written today keep working; the
+//! commands answer "not available yet" for the parts that do not exist.
 
+use crate::compare::Tolerance;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -19,14 +20,22 @@ pub struct Cli {
 pub enum Command {
     /// Parse and verify a model, then print it as canonical `.sir` text or Graphviz DOT.
     Dump(DumpArgs),
-    /// Run a model on inputs from `.npy` files and print (and optionally save) its outputs.
+    /// Run a model on inputs from `.npy` or `.pb` files and print (and optionally save) its outputs.
     Run(RunArgs),
+    /// Run a model on an ONNX backend-test data set (`input_N.pb`) and compare its outputs with the
+    /// expected ones (`output_N.pb`). Exit code 0: all outputs match; 1: some output differs; 2: the
+    /// model could not be run or compared (import failure, bad files, ...).
+    Check(CheckArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct DumpArgs {
-    /// The model: a `.sir` file.
+    /// The model: a `.sir` or `.onnx` file.
     pub model: PathBuf,
+    /// Which stage of the pipeline to print: `import` is the graph as read (a `.sir` file parsed, an
+    /// `.onnx` file imported); the later stages are not available yet.
+    #[arg(long, value_enum, default_value_t = Stage::Import)]
+    pub stage: Stage,
     /// Output format.
     #[arg(long, value_enum, default_value_t = DumpFormat::Text)]
     pub format: DumpFormat,
@@ -41,6 +50,20 @@ pub struct DumpArgs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Stage {
+    /// The graph as imported, before any optimization.
+    Import,
+    /// After the graph optimizer (not available yet).
+    Optimized,
+    /// The loop IR (not available yet).
+    Loops,
+    /// Cranelift IR (not available yet).
+    Clif,
+    /// Machine code (not available yet).
+    Asm,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DumpFormat {
     /// The `.sir` text format; parsing the output gives the same graph back.
     Text,
@@ -50,21 +73,55 @@ pub enum DumpFormat {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The model: a `.sir` file.
+    /// The model: a `.sir` or `.onnx` file.
     pub model: PathBuf,
-    /// A graph input from a `.npy` file (C order), as `NAME=FILE`. Repeat for each input.
+    /// A graph input as `NAME=FILE`: an ONNX TensorProto if FILE ends in `.pb`, otherwise a `.npy`
+    /// file (C order). Repeat for each input.
     #[arg(long = "input", value_name = "NAME=FILE", value_parser = parse_named_input)]
     pub inputs: Vec<NamedInput>,
-    /// A directory holding `<input name>.npy` for each graph input not given with `--input` (names
-    /// made file-safe as for outputs: characters other than letters, digits, `_`, `-` and `.` become `_`).
+    /// A directory with the graph inputs not given with `--input`. For an `.onnx` model, the N-th
+    /// graph input that is not an initializer is read from `input_N.pb` (the ONNX backend-test layout)
+    /// when that file exists; otherwise every input is read from `<input name>.npy` (names made
+    /// file-safe as for outputs: characters other than letters, digits, `_`, `-` and `.` become `_`).
     #[arg(long = "inputs", value_name = "DIR")]
     pub input_dir: Option<PathBuf>,
-    /// Write each output to `DIR/<output name>.npy` (names made file-safe as above).
+    /// Write the N-th output to `DIR/output_N.pb` (an ONNX TensorProto) and to `DIR/<output name>.npy`
+    /// (names made file-safe as above).
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
     /// Which engine runs the model.
     #[arg(long, value_enum, default_value_t = Backend::Reference)]
     pub backend: Backend,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The model: an `.onnx` or `.sir` file.
+    pub model: PathBuf,
+    /// A data set in the ONNX backend-test layout: `input_N.pb` for the N-th graph input (for `.onnx`
+    /// models, counting only inputs that are not initializers) and `output_N.pb` with the expected
+    /// value of the N-th graph output.
+    pub dataset_dir: PathBuf,
+    /// Relative tolerance for float outputs: an element matches when
+    /// `|actual - expected| <= atol + rtol * |expected|`. Integer and bool outputs must be equal.
+    #[arg(long, value_name = "R", default_value_t = Tolerance::ONNX_DEFAULT.rtol, value_parser = parse_tolerance)]
+    pub rtol: f64,
+    /// Absolute tolerance for float outputs (see `--rtol`).
+    #[arg(long, value_name = "A", default_value_t = Tolerance::ONNX_DEFAULT.atol, value_parser = parse_tolerance)]
+    pub atol: f64,
+    /// Which engine runs the model.
+    #[arg(long, value_enum, default_value_t = Backend::Reference)]
+    pub backend: Backend,
+}
+
+/// A tolerance: a finite, non-negative number.
+fn parse_tolerance(arg: &str) -> Result<f64, String> {
+    match arg.parse::<f64>() {
+        Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
+        _ => Err(format!(
+            "expected a finite non-negative number (for example `1e-5`), got `{arg}`"
+        )),
+    }
 }
 
 /// One `--input NAME=FILE` argument.
@@ -117,5 +174,14 @@ mod tests {
         assert!(parse_named_input("x.npy").is_err());
         assert!(parse_named_input("=x.npy").is_err());
         assert!(parse_named_input("x=").is_err());
+    }
+
+    #[test]
+    fn tolerances_are_finite_and_non_negative() {
+        assert_eq!(parse_tolerance("1e-5"), Ok(1e-5));
+        assert_eq!(parse_tolerance("0"), Ok(0.0));
+        for bad in ["-1e-3", "nan", "inf", "x", ""] {
+            assert!(parse_tolerance(bad).is_err(), "{bad}");
+        }
     }
 }

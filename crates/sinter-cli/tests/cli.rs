@@ -2,9 +2,16 @@
 //!
 //! The demo model `examples/models/lenet5` is the main fixture; its `digit_<label>.expected.npy` files
 //! hold PyTorch's outputs, so a run here is checked against an independent implementation, not against
-//! sinter itself.
+//! sinter itself. The ONNX tests use committed ONNX backend node-test cases (`tests/onnx-node/cases`),
+//! whose expected outputs come from onnx's reference implementation.
 
 use npyz::WriterBuilder;
+use prost::Message;
+use sinter_onnx::proto::tensor_proto::DataType;
+use sinter_onnx::proto::{
+    tensor_shape_proto, type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -386,19 +393,6 @@ fn verifier_reports_every_problem() {
 }
 
 #[test]
-fn onnx_is_not_available_yet() {
-    for args in [&["run", "model.onnx"][..], &["dump", "model.onnx"][..]] {
-        let output = sinter(args);
-        assert_exit(&output, 2);
-        assert!(
-            stderr(&output).contains("ONNX import is not available yet"),
-            "{}",
-            stderr(&output)
-        );
-    }
-}
-
-#[test]
 fn jit_backend_is_not_available_yet() {
     let output = sinter(&["run", LENET, "--backend", "jit"]);
     assert_exit(&output, 2);
@@ -472,5 +466,470 @@ fn dump_round_trips_every_sir_file_in_the_repo() {
         failures.len(),
         files.len(),
         failures.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// ONNX models, `.pb` tensors and `sinter check`.
+
+/// A committed ONNX node-test case directory, relative to the workspace root.
+fn node_case(name: &str) -> String {
+    format!("tests/onnx-node/cases/{name}")
+}
+
+/// Decodes a `.pb` file into a TensorProto.
+fn read_tensor_proto(path: &Path) -> TensorProto {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    TensorProto::decode(bytes.as_slice()).expect("a valid TensorProto")
+}
+
+/// The f32 values of a TensorProto written with `raw_data`.
+fn raw_f32s(proto: &TensorProto) -> Vec<f32> {
+    proto
+        .raw_data
+        .chunks_exact(4)
+        .map(|chunk| f32::from_le_bytes(chunk.try_into().expect("4 bytes")))
+        .collect()
+}
+
+fn check_case(name: &str) -> Output {
+    let dir = node_case(name);
+    sinter(&[
+        "check",
+        &format!("{dir}/model.onnx"),
+        &format!("{dir}/test_data_set_0"),
+    ])
+}
+
+#[test]
+fn check_passes_on_node_cases() {
+    // Bit-exact results say so; inexact ones report their worst errors (see the mismatch test).
+    for (name, detail) in [
+        ("test_relu", "all 60 elements equal"),
+        ("test_conv_with_strides_padding", "all 12 elements equal"),
+    ] {
+        let output = check_case(name);
+        assert_exit(&output, 0);
+        let text = stdout(&output);
+        assert!(text.starts_with("ok   output 0 `y` f32["), "{name}: {text}");
+        assert!(text.contains(detail), "{name}: {text}");
+        assert!(
+            text.contains("1 of 1 outputs match (rtol 0.001, atol 0.0000001)"),
+            "{name}: {text}"
+        );
+    }
+}
+
+/// Copies a node-test case into `tmp`, so a test can change its files.
+fn copy_case(name: &str, tmp: &TempDir) -> PathBuf {
+    let source = workspace_root().join(node_case(name));
+    let dest = tmp.path(name);
+    std::fs::create_dir_all(dest.join("test_data_set_0")).expect("create case copy");
+    std::fs::copy(source.join("model.onnx"), dest.join("model.onnx")).expect("copy model");
+    for entry in std::fs::read_dir(source.join("test_data_set_0")).expect("read data set") {
+        let entry = entry.expect("data set entry");
+        std::fs::copy(
+            entry.path(),
+            dest.join("test_data_set_0").join(entry.file_name()),
+        )
+        .expect("copy data set file");
+    }
+    dest
+}
+
+#[test]
+fn check_reports_a_corrupted_expected_output() {
+    let tmp = TempDir::new("check_mismatch");
+    let case = copy_case("test_relu", &tmp);
+    let data_set = case.join("test_data_set_0");
+    let expected_path = data_set.join("output_0.pb");
+    let mut expected = read_tensor_proto(&expected_path);
+    let mut values = raw_f32s(&expected);
+    // Element [0, 1, 2] of the f32[3,4,5] output is off by 0.5.
+    values[7] += 0.5;
+    expected.raw_data = values
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect::<Vec<u8>>()
+        .into();
+    std::fs::write(&expected_path, expected.encode_to_vec()).expect("write corrupted output");
+
+    let model = case.join("model.onnx");
+    let args = ["check", model.to_str().unwrap(), data_set.to_str().unwrap()];
+    let output = sinter(&args);
+    assert_exit(&output, 1);
+    let text = stdout(&output);
+    assert!(
+        text.contains("FAIL output 0 `y` f32[3,4,5]: 1 of 60 elements outside tolerance"),
+        "{text}"
+    );
+    assert!(
+        text.contains("max abs error 5.000e-1 at [0, 1, 2]"),
+        "{text}"
+    );
+    assert!(text.contains("0 of 1 outputs match"), "{text}");
+
+    // A tolerance that covers the error accepts it.
+    let mut loose = args.to_vec();
+    loose.extend(["--atol", "0.6"]);
+    assert_exit(&sinter(&loose), 0);
+}
+
+#[test]
+fn check_runs_a_sir_model_with_positional_inputs() {
+    let tmp = TempDir::new("check_sir");
+    let model = tmp.write(
+        "relu.sir",
+        "graph g {\n  input %data: f32[3,4,5]\n  %0: f32[3,4,5] = relu(%data)\n  output out = %0\n}\n",
+    );
+    let data_set = workspace_root()
+        .join(node_case("test_relu"))
+        .join("test_data_set_0");
+    let output = sinter(&["check", &model, data_set.to_str().unwrap()]);
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("ok   output 0 `out`"),
+        "{}",
+        stdout(&output)
+    );
+
+    // The wrong op gives a mismatch, not an error.
+    let wrong = tmp.write(
+        "neg.sir",
+        "graph g {\n  input %data: f32[3,4,5]\n  %0: f32[3,4,5] = neg(%data)\n  output out = %0\n}\n",
+    );
+    assert_exit(&sinter(&["check", &wrong, data_set.to_str().unwrap()]), 1);
+}
+
+#[test]
+fn check_errors_exit_2() {
+    let tmp = TempDir::new("check_errors");
+    let case = copy_case("test_relu", &tmp);
+    let model = case.join("model.onnx");
+    let data_set = case.join("test_data_set_0");
+
+    let missing_dir = sinter(&["check", model.to_str().unwrap(), "/nonexistent/data"]);
+    assert_exit(&missing_dir, 2);
+    assert!(
+        stderr(&missing_dir).contains("/nonexistent/data"),
+        "{}",
+        stderr(&missing_dir)
+    );
+
+    // An expected output of the wrong shape is a mismatch, reported with both types.
+    let expected_path = data_set.join("output_0.pb");
+    let mut expected = read_tensor_proto(&expected_path);
+    expected.dims = vec![60];
+    std::fs::write(&expected_path, expected.encode_to_vec()).unwrap();
+    let wrong_shape = sinter(&["check", model.to_str().unwrap(), data_set.to_str().unwrap()]);
+    assert_exit(&wrong_shape, 1);
+    assert!(
+        stdout(&wrong_shape).contains("got f32[3, 4, 5], expected f32[60]"),
+        "{}",
+        stdout(&wrong_shape)
+    );
+
+    // A data set without the expected outputs cannot be compared.
+    std::fs::remove_file(&expected_path).unwrap();
+    let no_outputs = sinter(&["check", model.to_str().unwrap(), data_set.to_str().unwrap()]);
+    assert_exit(&no_outputs, 2);
+    assert!(
+        stderr(&no_outputs).contains("0 expected output files, but the model has 1 output"),
+        "{}",
+        stderr(&no_outputs)
+    );
+
+    // A gap in the numbering is an error, not a shifted binding.
+    std::fs::rename(data_set.join("input_0.pb"), data_set.join("input_1.pb")).unwrap();
+    let gap = sinter(&["check", model.to_str().unwrap(), data_set.to_str().unwrap()]);
+    assert_exit(&gap, 2);
+    assert!(stderr(&gap).contains("no `input_0.pb`"), "{}", stderr(&gap));
+
+    // A file that is not a TensorProto names the file.
+    std::fs::write(data_set.join("input_0.pb"), b"\xff\xff\xff").unwrap();
+    std::fs::remove_file(data_set.join("input_1.pb")).unwrap();
+    expected.dims = vec![3, 4, 5];
+    std::fs::write(&expected_path, expected.encode_to_vec()).unwrap();
+    let garbage = sinter(&["check", model.to_str().unwrap(), data_set.to_str().unwrap()]);
+    assert_exit(&garbage, 2);
+    let message = stderr(&garbage);
+    assert!(
+        message.contains("input_0.pb") && message.contains("not a valid ONNX TensorProto"),
+        "{message}"
+    );
+    assert!(!message.contains("panicked"), "{message}");
+}
+
+#[test]
+fn run_onnx_reads_and_writes_pb() {
+    let tmp = TempDir::new("run_onnx_pb");
+    let case = workspace_root().join(node_case("test_relu"));
+    let data_set = case.join("test_data_set_0");
+    let out_dir = tmp.path("out");
+    let output = sinter(&[
+        "run",
+        case.join("model.onnx").to_str().unwrap(),
+        "--inputs",
+        data_set.to_str().unwrap(),
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("y: f32[3,4,5]"),
+        "{}",
+        stdout(&output)
+    );
+
+    // output_0.pb holds what onnx's reference implementation computed, under the output's name.
+    let written = read_tensor_proto(&out_dir.join("output_0.pb"));
+    let expected = read_tensor_proto(&data_set.join("output_0.pb"));
+    assert_eq!(written.name, "y");
+    assert_eq!(written.dims, [3, 4, 5]);
+    assert_eq!(written.data_type, DataType::Float as i32);
+    assert_eq!(raw_f32s(&written), raw_f32s(&expected));
+    let (shape, npy_values) = read_f32_npy(&out_dir.join("y.npy"));
+    assert_eq!(shape, [3, 4, 5]);
+    assert_eq!(npy_values, raw_f32s(&expected));
+
+    // A written `.pb` is a valid `--input`: relu(relu(x)) = relu(x), bit for bit.
+    let again_dir = tmp.path("again");
+    let again = sinter(&[
+        "run",
+        case.join("model.onnx").to_str().unwrap(),
+        "--input",
+        &format!("x={}", out_dir.join("output_0.pb").display()),
+        "--output-dir",
+        again_dir.to_str().unwrap(),
+    ]);
+    assert_exit(&again, 0);
+    assert_eq!(
+        std::fs::read(again_dir.join("output_0.pb")).unwrap(),
+        std::fs::read(out_dir.join("output_0.pb")).unwrap()
+    );
+}
+
+#[test]
+fn run_onnx_falls_back_to_npy_inputs() {
+    let tmp = TempDir::new("run_onnx_npy");
+    let case = workspace_root().join(node_case("test_relu"));
+    let input = read_tensor_proto(&case.join("test_data_set_0/input_0.pb"));
+    write_f32_npy(&tmp.path("x.npy"), &[3, 4, 5], &raw_f32s(&input));
+    let output = sinter(&[
+        "run",
+        case.join("model.onnx").to_str().unwrap(),
+        "--inputs",
+        tmp.0.to_str().unwrap(),
+    ]);
+    assert_exit(&output, 0);
+
+    // With neither file, the error names both.
+    let empty = TempDir::new("run_onnx_no_inputs");
+    let output = sinter(&[
+        "run",
+        case.join("model.onnx").to_str().unwrap(),
+        "--inputs",
+        empty.0.to_str().unwrap(),
+    ]);
+    assert_exit(&output, 1);
+    let message = stderr(&output);
+    assert!(
+        message.contains("input_0.pb") && message.contains("x.npy"),
+        "{message}"
+    );
+}
+
+#[test]
+fn dump_onnx_prints_the_imported_graph() {
+    let model = format!("{}/model.onnx", node_case("test_relu"));
+    let output = sinter(&["dump", &model]);
+    assert_exit(&output, 0);
+    let text = stdout(&output);
+    assert!(text.contains("input %x: f32[3,4,5]"), "{text}");
+    assert!(text.contains("= relu(%x)"), "{text}");
+    assert!(text.contains("output y = %0"), "{text}");
+    assert_eq!(
+        stdout(&sinter(&["dump", &model, "--stage", "import"])),
+        text
+    );
+
+    // The printed graph is valid `.sir`: it checks against the case's data.
+    let tmp = TempDir::new("dump_onnx");
+    let sir = tmp.write("relu.sir", &text);
+    let data_set = format!("{}/test_data_set_0", node_case("test_relu"));
+    assert_exit(&sinter(&["check", &sir, &data_set]), 0);
+}
+
+#[test]
+fn later_stages_are_not_available_yet() {
+    for stage in ["optimized", "loops", "clif", "asm"] {
+        let output = sinter(&["dump", LENET, "--stage", stage]);
+        assert_exit(&output, 2);
+        assert!(
+            stderr(&output).contains(&format!("the `{stage}` stage is not available yet")),
+            "{}",
+            stderr(&output)
+        );
+    }
+}
+
+/// A value info for an f32 tensor of static shape.
+fn f32_value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|&d| tensor_shape_proto::Dimension {
+            value: Some(tensor_shape_proto::dimension::Value::DimValue(d)),
+            ..Default::default()
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.to_string(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: DataType::Float as i32,
+                shape: Some(TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A model with input `x: f32[2]` and one node per op type, each reading `x` and writing graph output
+/// `y<i>`. The nodes are independent, so the importer judges each on its own (a node that reads the
+/// output of an unsupported one is skipped as a consequence, not reported).
+fn fan_out_model(op_types: &[&str]) -> Vec<u8> {
+    let node = op_types
+        .iter()
+        .enumerate()
+        .map(|(node_idx, op_type)| NodeProto {
+            input: vec!["x".to_string()],
+            output: vec![format!("y{node_idx}")],
+            name: format!("node{node_idx}"),
+            op_type: op_type.to_string(),
+            ..Default::default()
+        })
+        .collect();
+    let output = (0..op_types.len())
+        .map(|node_idx| f32_value_info(&format!("y{node_idx}"), &[2]))
+        .collect();
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        graph: Some(GraphProto {
+            node,
+            name: "fan_out".to_string(),
+            input: vec![f32_value_info("x", &[2])],
+            output,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    model.encode_to_vec()
+}
+
+#[test]
+fn unsupported_onnx_ops_are_listed() {
+    let tmp = TempDir::new("unsupported_ops");
+    // Two op types no ONNX version defines, next to a supported one: the error lists both.
+    let model = tmp.path("model.onnx");
+    std::fs::write(
+        &model,
+        fan_out_model(&["SinterNoSuchOpA", "Relu", "SinterNoSuchOpB"]),
+    )
+    .unwrap();
+    let data_set = tmp.path("data");
+    std::fs::create_dir_all(&data_set).unwrap();
+    let check = sinter(&["check", model.to_str().unwrap(), data_set.to_str().unwrap()]);
+    assert_exit(&check, 2);
+    let message = stderr(&check);
+    assert!(
+        message.contains("SinterNoSuchOpA") && message.contains("SinterNoSuchOpB"),
+        "{message}"
+    );
+    assert!(!message.contains("panicked"), "{message}");
+
+    // For `dump` and `run` an unsupported op is "not available yet", like the JIT.
+    for subcommand in ["dump", "run"] {
+        let output = sinter(&[subcommand, model.to_str().unwrap()]);
+        assert_exit(&output, 2);
+        let message = stderr(&output);
+        assert!(
+            message.contains("SinterNoSuchOpA") && message.contains("SinterNoSuchOpB"),
+            "{message}"
+        );
+    }
+
+    // The same model with supported ops imports.
+    std::fs::write(&model, fan_out_model(&["Relu", "Neg"])).unwrap();
+    assert_exit(&sinter(&["dump", model.to_str().unwrap()]), 0);
+}
+
+#[test]
+fn malformed_onnx_file_fails_without_panic() {
+    let tmp = TempDir::new("malformed_onnx");
+    let model = tmp.path("model.onnx");
+    std::fs::write(&model, b"this is not a protobuf message \xff\xff").unwrap();
+    for subcommand in ["dump", "run"] {
+        let output = sinter(&[subcommand, model.to_str().unwrap()]);
+        assert_exit(&output, 1);
+        let message = stderr(&output);
+        assert!(message.contains("model.onnx"), "{message}");
+        assert!(!message.contains("panicked"), "{message}");
+    }
+}
+
+/// `test_reshape_reordered_all_dims` passes the Reshape target as a graph input, which the IR keeps as
+/// an attribute: `check` and `run` fix it to the given value at import, `dump` has no value for it.
+#[test]
+fn shape_inputs_are_fixed_at_import_when_their_values_are_given() {
+    let case = node_case("test_reshape_reordered_all_dims");
+    let model = format!("{case}/model.onnx");
+    let data_set = format!("{case}/test_data_set_0");
+    let check = sinter(&["check", &model, &data_set]);
+    assert_exit(&check, 0);
+    let text = stdout(&check);
+    assert!(
+        text.starts_with(
+            "note: input `shape` fixed at import to the given value: the IR needs it as a constant\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("ok   output 0 `reshaped` f32[4,2,3]"),
+        "{text}"
+    );
+
+    let run = sinter(&["run", &model, "--inputs", &data_set]);
+    assert_exit(&run, 0);
+    assert!(
+        stdout(&run).contains("reshaped: f32[4,2,3]"),
+        "{}",
+        stdout(&run)
+    );
+    // The value may also come from `--input`, and then the data input from the directory.
+    let run = sinter(&[
+        "run",
+        &model,
+        "--input",
+        &format!("shape={data_set}/input_1.pb"),
+        "--inputs",
+        &data_set,
+    ]);
+    assert_exit(&run, 0);
+
+    let dump = sinter(&["dump", &model]);
+    assert_exit(&dump, 2);
+    let message = stderr(&dump);
+    assert!(
+        message.contains("input 1 (`shape`) must be a constant"),
+        "{message}"
+    );
+    assert!(
+        message.contains("`sinter run` and `sinter check` fix `shape` at import"),
+        "{message}"
     );
 }

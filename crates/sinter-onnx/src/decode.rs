@@ -28,9 +28,11 @@ use std::path::{Path, PathBuf};
 /// The oldest IR version accepted. IR 3 introduced `opset_import`, without which op semantics are
 /// ambiguous.
 pub const MIN_IR_VERSION: i64 = 3;
-/// The newest IR version accepted: the one onnx 1.19 writes. Newer versions may add fields with
-/// meaning this decoder would silently skip.
-pub const MAX_IR_VERSION: i64 = 12;
+/// The newest IR version accepted: the one onnx 1.23 writes. IR 13 (UINT2, INT2) and 14 (FLOAT6E2M3,
+/// FLOAT6E3M2, `TypeProto.Opaque` outside ONNX-ML) only add element types, which tensor conversion
+/// reports as unsupported, and a type variant that decodes as an unknown (absent) type. Newer
+/// versions may add fields with meaning this decoder would silently skip.
+pub const MAX_IR_VERSION: i64 = 14;
 
 /// The domain names of the default ONNX operator set.
 const DEFAULT_DOMAINS: [&str; 2] = ["", "ai.onnx"];

@@ -1,12 +1,15 @@
 //! `sinter-onnx`: the ONNX frontend of sinter.
 //!
-//! This first layer reads ONNX files; mapping ONNX ops onto IR ops builds on it.
+//! It reads ONNX files and maps their ops, for every opset version, onto IR ops.
 //!
 //! - [`proto`]: the ONNX protobuf messages as hand-written prost structs (no `protoc` at build time).
 //! - [`load_model`] / [`decode_model`]: memory-map and decode a model without copying its weights, and
 //!   check the IR version, the default operator set import and the presence of a graph.
 //! - [`tensor_from_proto`]: convert an initializer or constant into a [`sinter_ir::Tensor`], from
 //!   `raw_data`, typed fields or external data files confined to the model's folder ([`ExternalData`]).
+//! - [`import_file`] / [`import_model`]: build a [`sinter_ir::Graph`] from a model, folding constant
+//!   and shape subgraphs and reporting every unsupported node in one [`ImportError::Unsupported`]
+//!   (see the `import` module's docs for the design).
 //!
 //! ```
 //! use sinter_onnx::{load_model, tensor_from_proto};
@@ -26,11 +29,16 @@
 //! rather than what it holds: sizes are checked against the bytes present before any buffer is built.
 
 mod decode;
+mod import;
 pub mod proto;
 mod tensor;
 
 pub use decode::{
     decode_model, default_opset_version, load_model, DecodeError, LoadedModel, ModelOrigin,
     MAX_IR_VERSION, MIN_IR_VERSION,
+};
+pub use import::{
+    import_file, import_model, import_model_proto, ImportError, ImportOptions, UnsupportedNode,
+    UnsupportedNodes, MAX_FOLDED_ELEMENTS,
 };
 pub use tensor::{tensor_from_proto, ExternalData, TensorError};

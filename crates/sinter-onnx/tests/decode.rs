@@ -173,7 +173,7 @@ fn loaded_model_keeps_raw_data_in_the_file_mapping() {
 
 #[test]
 fn ir_versions_outside_the_supported_range_are_rejected() {
-    for ir_version in [0, 2, 13, -1, i64::MAX] {
+    for ir_version in [0, 2, 15, -1, i64::MAX] {
         let mut model = small_model();
         model.ir_version = ir_version;
         let err = decode_model(encode(&model)).expect_err("unsupported IR version");
@@ -183,11 +183,11 @@ fn ir_versions_outside_the_supported_range_are_rejected() {
         );
         let message = err.to_string();
         assert!(
-            message.contains(&format!("IR version {ir_version}")) && message.contains("3..=12"),
+            message.contains(&format!("IR version {ir_version}")) && message.contains("3..=14"),
             "{message}"
         );
     }
-    for ir_version in [3, 12] {
+    for ir_version in [3, 12, 14] {
         let mut model = small_model();
         model.ir_version = ir_version;
         decode_model(encode(&model)).expect("supported IR version");

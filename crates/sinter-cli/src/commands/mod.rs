@@ -1,21 +1,35 @@
-//! The subcommands, one module each, and what they share: loading a model file and verifying it.
+//! The subcommands, one module each, and what they share: loading a model file (`.sir` text or an
+//! `.onnx` file through the importer) and verifying it, and reading tensor files by their extension.
 //!
 //! Commands write their results to a `Write` handed in by `execute` (stdout in the binary), so
 //! broken pipes surface as errors instead of panics in `println!`.
 
+mod check;
 mod dump;
 mod run;
 
 use crate::args::Command;
+use crate::npy::read_npy;
+use crate::pb::read_pb;
 use anyhow::{bail, Context, Result};
 use sinter_ir::text::{parse_graph, ParseOptions};
-use sinter_ir::Graph;
+use sinter_ir::{Graph, Tensor};
+use sinter_onnx::{import_model, ImportError, ImportOptions};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::io::{self, Write};
 use std::path::Path;
 
-/// A feature that a later issue will add (ONNX import, the JIT backend). `main` exits with code 2 for
-/// it, so a script can tell "not yet" from a failure.
+/// How a command that ran to completion ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// `sinter check`: some output differs from its expected value.
+    Mismatch,
+}
+
+/// A feature that a later issue will add (the JIT backend, later pipeline stages, ONNX ops the importer
+/// does not support). `main` exits with code 2 for it, so a script can tell "not yet" from a failure.
 #[derive(Debug)]
 pub struct NotAvailable(pub String);
 
@@ -28,15 +42,20 @@ impl fmt::Display for NotAvailable {
 impl std::error::Error for NotAvailable {}
 
 /// Runs one subcommand, writing its results to stdout.
-pub fn execute(command: Command) -> Result<()> {
+pub fn execute(command: Command) -> Result<Outcome> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    match command {
-        Command::Dump(args) => dump::dump(&args, &mut out)?,
-        Command::Run(args) => run::run(&args, &mut out)?,
+    let is_check = matches!(command, Command::Check(_));
+    let outcome = match command {
+        Command::Dump(args) => dump::dump(&args, &mut out).map(|()| Outcome::Success)?,
+        Command::Run(args) => run::run(&args, &mut out).map(|()| Outcome::Success)?,
+        Command::Check(args) => check::check(&args, &mut out)?,
+    };
+    match out.flush() {
+        // `check` has its verdict; a reader that closed the pipe early does not change it.
+        Err(err) if is_check && err.kind() == io::ErrorKind::BrokenPipe => Ok(outcome),
+        flushed => flushed.map(|()| outcome).map_err(Into::into),
     }
-    out.flush()?;
-    Ok(())
 }
 
 /// Whether `err` is, or was caused by, a [`NotAvailable`].
@@ -53,23 +72,183 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// Loads a model file into a verified graph. `.onnx` files are refused with [`NotAvailable`]; every
-/// other path is read as `.sir` text, with external weights resolved next to the file.
-pub fn load_model(path: &Path) -> Result<Graph> {
-    let is_onnx = path
-        .extension()
-        .and_then(|ext| ext.to_str())
-        .is_some_and(|ext| ext.eq_ignore_ascii_case("onnx"));
-    if is_onnx {
-        return Err(NotAvailable(format!(
-            "ONNX import is not available yet (`{}`); sinter reads `.sir` models for now",
-            path.display()
-        ))
-        .into());
+/// A verified graph and how positional inputs (`input_N.pb`) bind to its inputs.
+pub struct Model {
+    pub graph: Graph,
+    /// The input names that `input_0.pb`, `input_1.pb`, ... bind to. For an ONNX model these are the
+    /// ONNX graph inputs that are not initializers, in the model's order, which is how the ONNX backend
+    /// test feeds inputs; the importer may drop an input that nothing uses or fix one at import (see
+    /// `fixed_inputs`), so a name here need not be an input of `graph`. For a `.sir` model they are the
+    /// graph's inputs in order.
+    pub positional_inputs: Vec<String>,
+    /// ONNX graph inputs whose values were fixed at import, so they are constants of `graph`.
+    pub fixed_inputs: Vec<String>,
+    pub is_onnx: bool,
+}
+
+impl Model {
+    /// Whether `graph` has an input called `name`.
+    pub fn has_input(&self, name: &str) -> bool {
+        self.graph
+            .input_signature()
+            .iter()
+            .any(|(input_name, _)| *input_name == name)
+    }
+
+    /// Whether `name` is an input of the model file that `graph` does not take (dropped as unused or
+    /// fixed at import), so a value given for it is not passed on.
+    pub fn is_absorbed_input(&self, name: &str) -> bool {
+        !self.has_input(name) && self.positional_inputs.iter().any(|n| n == name)
+    }
+
+    /// A note naming the inputs fixed at import, if any.
+    pub fn fixed_inputs_note(&self) -> Option<String> {
+        if self.fixed_inputs.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = self.fixed_inputs.iter().map(|n| format!("`{n}`")).collect();
+        let plural = self.fixed_inputs.len() > 1;
+        Some(if plural {
+            format!(
+                "note: inputs {} fixed at import to the given values: the IR needs them as constants",
+                names.join(", ")
+            )
+        } else {
+            format!(
+                "note: input {} fixed at import to the given value: the IR needs it as a constant",
+                names.join(", ")
+            )
+        })
+    }
+}
+
+/// Where [`load_model_with_inputs`] gets the value of an ONNX graph input that the importer needs at
+/// import: called with the input's name and its position among `Model::positional_inputs`; `None`
+/// when the caller has no value for it.
+pub type InputValueSource<'a> = dyn FnMut(&str, Option<usize>) -> Result<Option<Tensor>> + 'a;
+
+/// Whether `path` names a file of extension `ext` (ASCII case-insensitive).
+fn has_extension(path: &Path, ext: &str) -> bool {
+    path.extension()
+        .and_then(|found| found.to_str())
+        .is_some_and(|found| found.eq_ignore_ascii_case(ext))
+}
+
+/// Loads a model file into a verified graph: `.onnx` files through the ONNX importer, every other
+/// path as `.sir` text, with external weights resolved next to the file.
+pub fn load_model(path: &Path) -> Result<Model> {
+    load_model_with_inputs(path, &mut |_, _| Ok(None))
+}
+
+/// Like [`load_model`], and when an ONNX model has shape-like parameters (a Reshape target, Slice
+/// bounds, reduction axes) that are graph inputs, which the IR needs as constants, imports it again
+/// with those inputs fixed to the values `input_value` gives. The fixed inputs are listed in
+/// `Model::fixed_inputs`.
+pub fn load_model_with_inputs(
+    path: &Path,
+    input_value: &mut InputValueSource<'_>,
+) -> Result<Model> {
+    if has_extension(path, "onnx") {
+        return load_onnx(path, input_value);
     }
     let graph = parse_sir(path)?;
     verify_graph(&graph, path)?;
-    Ok(graph)
+    let positional_inputs = graph
+        .input_signature()
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    Ok(Model {
+        graph,
+        positional_inputs,
+        fixed_inputs: Vec::new(),
+        is_onnx: false,
+    })
+}
+
+/// Decodes and imports an ONNX model. The importer's error lists every node it cannot import; a
+/// model that is valid but uses ops or features sinter does not support yet is [`NotAvailable`], so
+/// `main` exits with 2 for it rather than 1.
+fn load_onnx(path: &Path, input_value: &mut InputValueSource<'_>) -> Result<Model> {
+    let loaded = sinter_onnx::load_model(path)?;
+    let positional_inputs: Vec<String> = match &loaded.model.graph {
+        Some(onnx_graph) => {
+            let initializers: BTreeSet<&str> = onnx_graph
+                .initializer
+                .iter()
+                .map(|init| init.name.as_str())
+                .collect();
+            onnx_graph
+                .input
+                .iter()
+                .filter(|input| !initializers.contains(input.name.as_str()))
+                .map(|input| input.name.clone())
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let import_error = |err: ImportError| -> anyhow::Error {
+        let message = format!("cannot import `{}`", path.display());
+        match err {
+            ImportError::Unsupported(nodes) => {
+                let mut text = format!("{message}: {nodes}");
+                let needed = nodes.needs_input_values();
+                if !needed.is_empty() {
+                    let names: Vec<String> = needed.iter().map(|n| format!("`{n}`")).collect();
+                    text.push_str(&format!(
+                        "\n(`sinter run` and `sinter check` fix {} at import when given {})",
+                        names.join(", "),
+                        if needed.len() == 1 {
+                            "its value"
+                        } else {
+                            "their values"
+                        }
+                    ));
+                }
+                NotAvailable(text).into()
+            }
+            other => anyhow::Error::new(other).context(message),
+        }
+    };
+    let (graph, fixed_inputs) = match import_model(&loaded, &ImportOptions::default()) {
+        Ok(graph) => (graph, Vec::new()),
+        Err(ImportError::Unsupported(nodes)) if nodes.only_needs_input_values() => {
+            let mut options = ImportOptions::default();
+            for name in nodes.needs_input_values() {
+                let position = positional_inputs.iter().position(|n| *n == name);
+                let value =
+                    input_value(&name, position).with_context(|| format!("input `{name}`"))?;
+                let Some(value) = value else {
+                    return Err(import_error(ImportError::Unsupported(nodes)));
+                };
+                options.input_values.insert(name, value);
+            }
+            let fixed_inputs = options.input_values.keys().cloned().collect();
+            (
+                import_model(&loaded, &options).map_err(import_error)?,
+                fixed_inputs,
+            )
+        }
+        Err(err) => return Err(import_error(err)),
+    };
+    // The importer builds graphs that verify; checking here turns an importer bug into an error that
+    // names the problem instead of a wrong result later.
+    verify_graph(&graph, path).context("the ONNX importer produced an invalid graph")?;
+    Ok(Model {
+        graph,
+        positional_inputs,
+        fixed_inputs,
+        is_onnx: true,
+    })
+}
+
+/// Reads a tensor file: an ONNX TensorProto if it ends in `.pb`, otherwise a `.npy` file.
+pub fn read_tensor_file(path: &Path) -> Result<Tensor> {
+    if has_extension(path, "pb") {
+        read_pb(path)
+    } else {
+        read_npy(path)
+    }
 }
 
 /// Parses a `.sir` file; a syntax error is rendered with the offending line and a caret under the column.

@@ -1,14 +1,17 @@
-//! `sinter run`: run a model on `.npy` inputs and report its outputs.
+//! `sinter run`: run a model on `.npy` or `.pb` inputs and report its outputs.
 //!
-//! Inputs come from `--input NAME=FILE` and, for graph inputs not named there, from `--inputs DIR` as
-//! `DIR/<name>.npy`. Checking them against the graph's signature is the interpreter's job
-//! (`sinter_ref::run`), whose errors name the input and both types; this module only adds which file a
-//! tensor came from. Each output is printed as name, type and a short summary, and with `--output-dir`
-//! written to `<name>.npy`, names made file-safe.
+//! Inputs come from `--input NAME=FILE` and, for graph inputs not named there, from `--inputs DIR`:
+//! for an ONNX model `DIR/input_N.pb` for its N-th non-initializer input (the ONNX backend-test
+//! layout), otherwise `DIR/<name>.npy`. Checking them against the graph's signature is the
+//! interpreter's job (`sinter_ref::run`), whose errors name the input and both types; this module only
+//! adds which file a tensor came from. Each output is printed as name, type and a short summary, and
+//! with `--output-dir` written to `output_N.pb` (N its position) and `<name>.npy`, names made
+//! file-safe.
 
-use super::{load_model, NotAvailable};
+use super::{load_model_with_inputs, read_tensor_file, Model, NotAvailable};
 use crate::args::{Backend, RunArgs};
-use crate::npy::{read_npy, write_npy};
+use crate::npy::write_npy;
+use crate::pb::write_pb;
 use anyhow::{bail, Context, Result};
 use sinter_ir::{DType, Tensor, TensorData};
 use std::collections::BTreeSet;
@@ -19,30 +22,15 @@ use std::path::{Path, PathBuf};
 const N_SUMMARY_VALUES: usize = 8;
 
 pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<()> {
-    if args.backend == Backend::Jit {
-        return Err(NotAvailable(
-            "the JIT backend is not available yet; use `--backend reference`".to_string(),
-        )
-        .into());
-    }
-    let graph = load_model(&args.model)?;
-    let inputs = collect_inputs(args, &graph)?;
-    let input_refs: Vec<(&str, Tensor)> = inputs
-        .iter()
-        .map(|input| (input.name.as_str(), input.tensor.clone()))
-        .collect();
-    let outputs = sinter_ref::run(&graph, &input_refs).map_err(|err| {
-        let mut message = err.to_string();
-        if let Some(source) = input_source_of(&err, &inputs) {
-            message.push_str(&format!(" (from `{}`)", source.display()));
-        }
-        if let sinter_ref::RunError::MissingInput { name, .. } = &err {
-            message.push_str(&format!(
-                "; give it with `--input {name}=FILE.npy` or `--inputs DIR`"
-            ));
-        }
-        anyhow::anyhow!(message)
+    refuse_unavailable_backend(args.backend)?;
+    let model = load_model_with_inputs(&args.model, &mut |name, position| {
+        fixed_input_value(args, name, position)
     })?;
+    if let Some(note) = model.fixed_inputs_note() {
+        writeln!(out, "{note}")?;
+    }
+    let inputs = collect_inputs(args, &model)?;
+    let outputs = run_reference(&model, &inputs)?;
     for (name, tensor) in &outputs {
         write_summary(out, name, tensor)?;
     }
@@ -50,32 +38,96 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create `{}`", dir.display()))?;
         let mut used_file_names = BTreeSet::new();
-        for (name, tensor) in &outputs {
-            let path = dir.join(unique_file_name(name, &mut used_file_names));
-            write_npy(&path, tensor)?;
-            writeln!(out, "wrote {}", path.display())?;
+        for (output_idx, (name, tensor)) in outputs.iter().enumerate() {
+            let pb_path = dir.join(format!("output_{output_idx}.pb"));
+            write_pb(&pb_path, name, tensor)?;
+            writeln!(out, "wrote {}", pb_path.display())?;
+            let npy_path = dir.join(unique_file_name(name, &mut used_file_names));
+            write_npy(&npy_path, tensor)?;
+            writeln!(out, "wrote {}", npy_path.display())?;
         }
     }
     Ok(())
 }
 
-/// A loaded input tensor and the file it came from.
-struct LoadedInput {
-    name: String,
-    path: PathBuf,
-    tensor: Tensor,
+/// The value of an ONNX input the importer needs at import, from `--input` or `--inputs DIR`.
+fn fixed_input_value(
+    args: &RunArgs,
+    name: &str,
+    position: Option<usize>,
+) -> Result<Option<Tensor>> {
+    if let Some(named) = args.inputs.iter().find(|named| named.name == name) {
+        return read_tensor_file(&named.path).map(Some);
+    }
+    let Some(dir) = &args.input_dir else {
+        return Ok(None);
+    };
+    match find_input_file(dir, name, position) {
+        Ok(path) => read_tensor_file(&path).map(Some),
+        Err(_) => Ok(None),
+    }
 }
 
-/// Loads `--input` files, then `--inputs DIR/<name>.npy` for graph inputs not given explicitly.
-/// Names the graph does not have are passed through so the interpreter reports them with the list of
-/// known names.
-fn collect_inputs(args: &RunArgs, graph: &sinter_ir::Graph) -> Result<Vec<LoadedInput>> {
+/// Only the reference interpreter exists so far.
+pub(super) fn refuse_unavailable_backend(backend: Backend) -> Result<()> {
+    match backend {
+        Backend::Reference => Ok(()),
+        Backend::Jit => Err(NotAvailable(
+            "the JIT backend is not available yet; use `--backend reference`".to_string(),
+        )
+        .into()),
+    }
+}
+
+/// Runs the model with the reference interpreter; an error about an input names the file it came
+/// from.
+pub(super) fn run_reference(
+    model: &Model,
+    inputs: &[LoadedInput],
+) -> Result<Vec<(String, Tensor)>> {
+    let input_refs: Vec<(&str, Tensor)> = inputs
+        .iter()
+        .map(|input| (input.name.as_str(), input.tensor.clone()))
+        .collect();
+    sinter_ref::run(&model.graph, &input_refs).map_err(|err| {
+        let mut message = err.to_string();
+        if let Some(source) = input_source_of(&err, inputs) {
+            message.push_str(&format!(" (from `{}`)", source.display()));
+        }
+        if let sinter_ref::RunError::MissingInput { name, .. } = &err {
+            message.push_str(&format!(
+                "; give it with `--input {name}=FILE` or `--inputs DIR`"
+            ));
+        }
+        anyhow::anyhow!(message)
+    })
+}
+
+/// A loaded input tensor and the file it came from.
+pub(super) struct LoadedInput {
+    pub name: String,
+    pub path: PathBuf,
+    pub tensor: Tensor,
+}
+
+/// Loads `--input` files, then the files in `--inputs DIR` for graph inputs not given explicitly.
+/// Values for inputs the model file has but the graph does not take (fixed at import, or dropped as
+/// unused) are not passed on; other names the graph does not have are, so the interpreter reports
+/// them with the list of known names.
+fn collect_inputs(args: &RunArgs, model: &Model) -> Result<Vec<LoadedInput>> {
     let mut inputs: Vec<LoadedInput> = Vec::new();
-    for named in &args.inputs {
-        if inputs.iter().any(|input| input.name == named.name) {
+    for (named_idx, named) in args.inputs.iter().enumerate() {
+        if args.inputs[..named_idx]
+            .iter()
+            .any(|earlier| earlier.name == named.name)
+        {
             bail!("input `{}` is given twice", named.name);
         }
-        let tensor = read_npy(&named.path).with_context(|| format!("input `{}`", named.name))?;
+        if model.is_absorbed_input(&named.name) {
+            continue;
+        }
+        let tensor =
+            read_tensor_file(&named.path).with_context(|| format!("input `{}`", named.name))?;
         inputs.push(LoadedInput {
             name: named.name.clone(),
             path: named.path.clone(),
@@ -86,18 +138,26 @@ fn collect_inputs(args: &RunArgs, graph: &sinter_ir::Graph) -> Result<Vec<Loaded
         if !dir.is_dir() {
             bail!("`--inputs {}` is not a directory", dir.display());
         }
-        for (name, _) in graph.input_signature() {
-            if inputs.iter().any(|input| input.name == name) {
+        for (name, _) in model.graph.input_signature() {
+            if args.inputs.iter().any(|named| named.name == name) {
                 continue;
             }
-            let path = dir.join(format!("{}.npy", file_safe_name(name)));
-            if !path.exists() {
-                bail!(
-                    "input `{name}` is not given with `--input` and `{}` does not exist",
-                    path.display()
-                );
-            }
-            let tensor = read_npy(&path).with_context(|| format!("input `{name}`"))?;
+            let position = if model.is_onnx {
+                model.positional_inputs.iter().position(|n| n == name)
+            } else {
+                None
+            };
+            let path = find_input_file(dir, name, position).map_err(|tried| {
+                let tried: Vec<String> = tried
+                    .iter()
+                    .map(|path| format!("`{}`", path.display()))
+                    .collect();
+                anyhow::anyhow!(
+                    "input `{name}` is not given with `--input` and {} does not exist",
+                    tried.join(" or ")
+                )
+            })?;
+            let tensor = read_tensor_file(&path).with_context(|| format!("input `{name}`"))?;
             inputs.push(LoadedInput {
                 name: name.to_string(),
                 path,
@@ -106,6 +166,30 @@ fn collect_inputs(args: &RunArgs, graph: &sinter_ir::Graph) -> Result<Vec<Loaded
         }
     }
     Ok(inputs)
+}
+
+/// The file in `dir` that holds graph input `name`: `input_<position>.pb` (the ONNX backend-test
+/// layout, for an ONNX model's positional input) when it exists, else `<name>.npy`. `Err` lists the
+/// files tried.
+fn find_input_file(
+    dir: &Path,
+    name: &str,
+    position: Option<usize>,
+) -> Result<PathBuf, Vec<PathBuf>> {
+    let mut tried = Vec::new();
+    if let Some(position) = position {
+        let pb_path = dir.join(format!("input_{position}.pb"));
+        if pb_path.is_file() {
+            return Ok(pb_path);
+        }
+        tried.push(pb_path);
+    }
+    let npy_path = dir.join(format!("{}.npy", file_safe_name(name)));
+    if npy_path.is_file() {
+        return Ok(npy_path);
+    }
+    tried.push(npy_path);
+    Err(tried)
 }
 
 /// The file an input named in a run error was loaded from.

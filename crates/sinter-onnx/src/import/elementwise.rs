@@ -1,0 +1,250 @@
+//! Elementwise ONNX ops: unary math and activations, `Clip`, `Cast`, broadcasting binary ops,
+//! `Where`, and the variadic `Max`/`Min`/`Sum`/`Mean`.
+//!
+//! Most map one to one. The version differences handled here:
+//! - opsets before 7 broadcast binary ops only with `broadcast = 1`, aligning the second operand at
+//!   `axis`; such an operand gets trailing unit axes so numpy broadcasting gives the same result;
+//! - `Clip` takes its bounds as attributes before opset 11 and as constant inputs from 11 on;
+//! - `Cast` names its target as a string in opset 1 and as a `TensorProto` type code later.
+//!
+//! Integer arithmetic on i64 shape values (`Add`, `Sub`, `Mul`, `Div`, `Max`, `Min`) also
+//! propagates symbolic shape values (see `shape_value.rs`).
+
+use super::shape_value::{ShapeArith, ShapeValue};
+use super::{dtype_of, invalid, one, unsupported, Lowered, NodeCx, NodeResult, Opd};
+use sinter_ir::{DType, GeluApprox, Op, Tensor, TensorData, SELU_ALPHA, SELU_GAMMA};
+
+/// A one-input, one-output op.
+pub(crate) fn unary(cx: &mut NodeCx, op: Op) -> NodeResult<Lowered> {
+    let x = cx.input(0)?;
+    one(cx.emit1(op, &[x])?)
+}
+
+pub(crate) fn leaky_relu(cx: &mut NodeCx) -> NodeResult<Lowered> {
+    let alpha = cx.attrs().float_or("alpha", 0.01)?;
+    unary(cx, Op::LeakyRelu { alpha })
+}
+
+pub(crate) fn hard_sigmoid(cx: &mut NodeCx) -> NodeResult<Lowered> {
+    let attrs = cx.attrs();
+    let alpha = attrs.float_or("alpha", 0.2)?;
+    let beta = attrs.float_or("beta", 0.5)?;
+    unary(cx, Op::HardSigmoid { alpha, beta })
+}
+
+pub(crate) fn elu(cx: &mut NodeCx) -> NodeResult<Lowered> {
+    let alpha = cx.attrs().float_or("alpha", 1.0)?;
+    unary(cx, Op::Elu { alpha })
+}
+
+pub(crate) fn selu(cx: &mut NodeCx) -> NodeResult<Lowered> {
+    let attrs = cx.attrs();
+    let alpha = attrs.float_or("alpha", SELU_ALPHA)?;
+    let gamma = attrs.float_or("gamma", SELU_GAMMA)?;
+    unary(cx, Op::Selu { alpha, gamma })
+}
+
+pub(crate) fn gelu(cx: &mut NodeCx) -> NodeResult<Lowered> {
+    let approximate = match cx.attrs().string_or("approximate", "none")?.as_str() {
+        "none" => GeluApprox::None,
+        "tanh" => GeluApprox::Tanh,
+        other => {
+            return invalid(format!(
+                "attribute `approximate` must be \"none\" or \"tanh\", got {other:?}"
+            ))
+        }
+    };
+    unary(cx, Op::Gelu { approximate })
+}
+
+/// A constant scalar of `dtype` holding `value` (rank 0, so it broadcasts against anything).
+pub(crate) fn scalar_of(cx: &mut NodeCx, dtype: DType, value: f64) -> Opd {
+    let data = TensorData::from_f64s(dtype, std::iter::once(value));
+    let tensor = Tensor::new(Vec::new(), data).unwrap_or_else(|_| Tensor::scalar(value as f32));
+    cx.constant(tensor)
+}
+
+/// `Swish` (opset 24): `x * sigmoid(alpha * x)`.
+pub(crate) fn swish(cx: &mut NodeCx) -> NodeResult<Lowered> {
+    let x = cx.input(0)?;
+    let alpha = cx.attrs().float_or("alpha", 1.0)?;
+    let scaled = if alpha == 1.0 {
+        x
+    } else {
+        let alpha = scalar_of(cx, cx.ty(x).dtype, f64::from(alpha));
+        cx.emit1(Op::Mul {}, &[x, alpha])?
+    };
+    let gate = cx.emit1(Op::Sigmoid {}, &[scaled])?;
+    one(cx.emit1(Op::Mul {}, &[x, gate])?)
+}
+
+pub(crate) fn clip(cx: &mut NodeCx) -> NodeResult<Lowered> {
+    let (min, max) = if cx.opset < 11 {
+        // Absent attributes are the float limits, so infinities are clamped as ONNX does.
+        let attrs = cx.attrs();
+        let min = attrs.float("min")?.map_or(-f64::from(f32::MAX), f64::from);
+        let max = attrs.float("max")?.map_or(f64::from(f32::MAX), f64::from);
+        (Some(min), Some(max))
+    } else {
+        cx.require_constants(&[(1, "min"), (2, "max")])?;
+        (cx.const_scalar(1, "min")?, cx.const_scalar(2, "max")?)
+    };
+    unary(cx, Op::Clip { min, max })
+}
+
+/// The dtype an opset-1 `Cast` names as a string (`"FLOAT"`).
+fn dtype_from_name(name: &str) -> Result<DType, String> {
+    match name.to_ascii_uppercase().as_str() {
+        "FLOAT" => Ok(DType::F32),
+        "DOUBLE" => Ok(DType::F64),
+        "INT64" => Ok(DType::I64),
+        "INT32" => Ok(DType::I32),
+        "INT8" => Ok(DType::I8),
+        "UINT8" => Ok(DType::U8),
+        "BOOL" => Ok(DType::Bool),
+        other => Err(other.to_string()),
+    }
+}
+
+pub(crate) fn cast(cx: &mut NodeCx) -> NodeResult<Lowered> {
+    let attrs = cx.attrs();
+    let target = if cx.opset < 6 && attrs.string("to").is_ok_and(|s| s.is_some()) {
+        dtype_from_name(&attrs.string_or("to", "")?)
+    } else {
+        match attrs.int("to")? {
+            Some(code) => i32::try_from(code)
+                .map_err(|_| format!("type code {code}"))
+                .and_then(dtype_of),
+            None => return invalid("attribute `to` is required"),
+        }
+    };
+    let to = match target {
+        Ok(dtype) => dtype,
+        Err(name) => {
+            return unsupported(format!("casting to {name}, which sinter does not support"))
+        }
+    };
+    cast_to(cx, to)
+}
+
+/// `CastLike`: a cast to the dtype of the second input.
+pub(crate) fn cast_like(cx: &mut NodeCx) -> NodeResult<Lowered> {
+    let like = cx.input(1)?;
+    let to = cx.ty(like).dtype;
+    cast_to(cx, to)
+}
+
+fn cast_to(cx: &mut NodeCx, to: DType) -> NodeResult<Lowered> {
+    let x = cx.input(0)?;
+    let y = cx.emit1(Op::Cast { to }, &[x])?;
+    if to == DType::I64 {
+        if let Some(shape) = cx.imp.shape_value(x) {
+            cx.imp.set_shape_value(y, shape);
+        }
+    }
+    one(y)
+}
+
+/// Opsets before 7 broadcast `b` onto `a` only with `broadcast = 1`, aligning `b`'s axes at `axis`
+/// of `a` (the trailing axes by default, as numpy does). Returns `b` with trailing unit axes added so
+/// that numpy broadcasting aligns it the same way.
+fn legacy_broadcast(cx: &mut NodeCx, a: Opd, b: Opd) -> NodeResult<Opd> {
+    if cx.opset >= 7 {
+        return Ok(b);
+    }
+    let attrs = cx.attrs();
+    if !attrs.flag_or("broadcast", false)? {
+        return Ok(b);
+    }
+    let Some(axis) = attrs.int("axis")? else {
+        return Ok(b);
+    };
+    let (rank_a, rank_b) = (cx.ty(a).rank() as i64, cx.ty(b).rank() as i64);
+    let axis = if axis < 0 { axis + rank_a } else { axis };
+    if axis < 0 || axis + rank_b > rank_a {
+        return invalid(format!(
+            "attribute `axis` = {axis} does not place a rank-{rank_b} operand inside rank {rank_a}"
+        ));
+    }
+    let n_trailing = rank_a - axis - rank_b;
+    if n_trailing == 0 {
+        return Ok(b);
+    }
+    let axes = (rank_b..rank_b + n_trailing).collect();
+    cx.emit1(Op::Unsqueeze { axes }, &[b])
+}
+
+fn shape_arith(op: &Op) -> Option<ShapeArith> {
+    match op {
+        Op::Add {} => Some(ShapeArith::Add),
+        Op::Sub {} => Some(ShapeArith::Sub),
+        Op::Mul {} => Some(ShapeArith::Mul),
+        Op::Div {} => Some(ShapeArith::Div),
+        Op::Max {} => Some(ShapeArith::Max),
+        Op::Min {} => Some(ShapeArith::Min),
+        _ => None,
+    }
+}
+
+/// Emits a binary op and propagates shape values through integer arithmetic.
+fn emit_binary(cx: &mut NodeCx, op: Op, a: Opd, b: Opd) -> NodeResult<Opd> {
+    let arith = shape_arith(&op);
+    let y = cx.emit1(op, &[a, b])?;
+    if let Some(arith) = arith {
+        if cx.imp.konst(y).is_none() {
+            if let (Some(sa), Some(sb)) = (cx.imp.shape_value(a), cx.imp.shape_value(b)) {
+                if let Some(shape) = ShapeValue::arith(arith, &sa, &sb) {
+                    cx.imp.set_shape_value(y, shape);
+                }
+            }
+        }
+    }
+    Ok(y)
+}
+
+pub(crate) fn binary(cx: &mut NodeCx, op: Op) -> NodeResult<Lowered> {
+    let a = cx.input(0)?;
+    let b = cx.input(1)?;
+    let b = legacy_broadcast(cx, a, b)?;
+    one(emit_binary(cx, op, a, b)?)
+}
+
+pub(crate) fn where_(cx: &mut NodeCx) -> NodeResult<Lowered> {
+    let cond = cx.input(0)?;
+    let x = cx.input(1)?;
+    let y = cx.input(2)?;
+    one(cx.emit1(Op::Where {}, &[cond, x, y])?)
+}
+
+/// The variadic ONNX ops.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Variadic {
+    Max,
+    Min,
+    Sum,
+    Mean,
+}
+
+/// A left-to-right chain of binary ops; a single input is passed through (identity). `Mean`
+/// divides the sum by the input count.
+pub(crate) fn variadic(cx: &mut NodeCx, kind: Variadic) -> NodeResult<Lowered> {
+    let inputs = cx.present_inputs();
+    let Some((&first, rest)) = inputs.split_first() else {
+        return invalid("needs at least one input");
+    };
+    let mut acc = first;
+    for &next in rest {
+        let op = match kind {
+            Variadic::Max => Op::Max {},
+            Variadic::Min => Op::Min {},
+            Variadic::Sum | Variadic::Mean => Op::Add {},
+        };
+        acc = emit_binary(cx, op, acc, next)?;
+    }
+    if kind == Variadic::Mean && !rest.is_empty() {
+        let dtype = cx.ty(acc).dtype;
+        let count = scalar_of(cx, dtype, inputs.len() as f64);
+        acc = cx.emit1(Op::Div {}, &[acc, count])?;
+    }
+    one(acc)
+}

@@ -1,0 +1,509 @@
+//! The ONNX backend node tests (`tests/onnx-node/`), imported with `sinter_onnx` and run with the
+//! reference interpreter.
+//!
+//! One libtest test per line of `tests/onnx-node/cases.tsv`, named after the case. A test imports
+//! `cases/<name>/model.onnx`, binds `test_data_set_0/input_N.pb` to the N-th ONNX graph input that is
+//! not an initializer (the ONNX backend runner's rule), runs `sinter_ref::run`, and compares the N-th
+//! output with `output_N.pb`: dtype and shape exactly, floats with
+//! `|actual - expected| <= atol + rtol * |expected|` using the case's tolerances (NaN meets NaN, an
+//! infinity the same infinity), integers and bools exactly. This is the rule of `sinter check`
+//! (`crates/sinter-cli/src/compare.rs`); the CLI is a binary crate, so the few lines are repeated here.
+//!
+//! **Expected failures.** `tests/onnx-node/expected_failures.tsv` lists known failures as
+//! `case_name<TAB>reason`. A listed case that fails passes its test; a listed case that passes fails
+//! with "newly passing", and a listed name that is not a case fails the extra test
+//! `expected_failures_name_only_cases`, so the list never goes stale. `SINTER_BLESS_FAILURES=1 cargo
+//! test --test onnx_node` rewrites the list from the current failures, each with its error message as
+//! the reason; entries of cases that a name filter skipped are kept.
+//!
+//! After the run, the number of passing cases per op type (from `cases.tsv`) and the totals are
+//! printed.
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use prost::Message;
+use sinter_ir::{Tensor, TensorData};
+use sinter_onnx::proto::TensorProto;
+use sinter_onnx::{ExternalData, ImportError, ImportOptions};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The environment variable that turns on rewriting `expected_failures.tsv`.
+const BLESS_VAR: &str = "SINTER_BLESS_FAILURES";
+
+/// The longest reason written by blessing; longer error messages are cut.
+const MAX_REASON_CHARS: usize = 300;
+
+/// One line of `cases.tsv`.
+#[derive(Clone, Debug)]
+struct Case {
+    name: String,
+    op_types: Vec<String>,
+    rtol: f64,
+    atol: f64,
+}
+
+fn suite_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx-node")
+}
+
+fn expected_failures_path() -> PathBuf {
+    suite_root().join("expected_failures.tsv")
+}
+
+/// Parses `cases.tsv`: a header line, then `name, op_types (comma-separated), opset, rtol, atol`.
+fn parse_cases(text: &str) -> Result<Vec<Case>, String> {
+    let mut cases = Vec::new();
+    for (line_idx, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [name, op_types, _opset, rtol, atol] = fields[..] else {
+            return Err(format!(
+                "cases.tsv line {}: expected 5 tab-separated fields, got {}",
+                line_idx + 1,
+                fields.len()
+            ));
+        };
+        let number = |text: &str| {
+            text.parse::<f64>()
+                .map_err(|err| format!("cases.tsv line {}: `{text}`: {err}", line_idx + 1))
+        };
+        cases.push(Case {
+            name: name.to_string(),
+            op_types: op_types.split(',').map(str::to_string).collect(),
+            rtol: number(rtol)?,
+            atol: number(atol)?,
+        });
+    }
+    Ok(cases)
+}
+
+/// Parses `expected_failures.tsv`: `case_name<TAB>reason` lines; `#` starts a comment line.
+fn parse_expected_failures(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut failures = BTreeMap::new();
+    for (line_idx, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((name, reason)) = line.split_once('\t') else {
+            return Err(format!(
+                "expected_failures.tsv line {}: expected `case_name<TAB>reason`, got `{line}`",
+                line_idx + 1
+            ));
+        };
+        if reason.trim().is_empty() {
+            return Err(format!(
+                "expected_failures.tsv line {}: `{name}` has no reason",
+                line_idx + 1
+            ));
+        }
+        if failures
+            .insert(name.to_string(), reason.to_string())
+            .is_some()
+        {
+            return Err(format!(
+                "expected_failures.tsv line {}: `{name}` is listed twice",
+                line_idx + 1
+            ));
+        }
+    }
+    Ok(failures)
+}
+
+/// Reads a serialized TensorProto; external data would be resolved next to it.
+fn read_pb(path: &Path) -> Result<Tensor, String> {
+    let describe = |err: &dyn std::fmt::Display| format!("{}: {err}", path.display());
+    let bytes = std::fs::read(path).map_err(|err| describe(&err))?;
+    let proto = TensorProto::decode(bytes.as_slice()).map_err(|err| describe(&err))?;
+    let external = ExternalData::new(path.parent().unwrap_or(Path::new(".")));
+    sinter_onnx::tensor_from_proto(&proto, &external).map_err(|err| describe(&err))
+}
+
+/// `<stem>_0.pb`, `<stem>_1.pb`, ... in `dir`, up to the first missing number.
+fn numbered_files(dir: &Path, stem: &str) -> Vec<PathBuf> {
+    (0..)
+        .map(|idx| dir.join(format!("{stem}_{idx}.pb")))
+        .take_while(|path| path.is_file())
+        .collect()
+}
+
+/// Compares one output; `Err` describes how many elements are off and the worst one.
+fn compare(actual: &Tensor, expected: &Tensor, rtol: f64, atol: f64) -> Result<(), String> {
+    if actual.dtype() != expected.dtype() || actual.shape() != expected.shape() {
+        return Err(format!(
+            "got {}{:?}, expected {}{:?}",
+            actual.dtype(),
+            actual.shape(),
+            expected.dtype(),
+            expected.shape()
+        ));
+    }
+    let (got, want) = (actual.to_f64_vec(), expected.to_f64_vec());
+    let mut n_bad = 0;
+    // (flat index, absolute error) of the worst mismatched element.
+    let mut worst: Option<(usize, f64)> = None;
+    for (elem_idx, (&a, &e)) in got.iter().zip(&want).enumerate() {
+        let error = if expected.dtype().is_float() {
+            if !a.is_finite() || !e.is_finite() {
+                let same = (a.is_nan() && e.is_nan()) || a == e;
+                if same {
+                    0.0
+                } else {
+                    f64::INFINITY
+                }
+            } else if (a - e).abs() <= atol + rtol * e.abs() {
+                0.0
+            } else {
+                (a - e).abs()
+            }
+        } else {
+            // Integers compare exactly, without rounding i64 through f64 (the other integer types
+            // and bool are exact in f64).
+            let same = match (actual.data(), expected.data()) {
+                (TensorData::I64(a), TensorData::I64(b)) => a[elem_idx] == b[elem_idx],
+                _ => a == e,
+            };
+            if same {
+                0.0
+            } else {
+                // Two i64 values can differ yet round to the same f64; the error must stay positive.
+                (a - e).abs().max(f64::MIN_POSITIVE)
+            }
+        };
+        if error > 0.0 {
+            n_bad += 1;
+            if worst.is_none_or(|(_, worst_error)| error > worst_error) {
+                worst = Some((elem_idx, error));
+            }
+        }
+    }
+    match worst {
+        None => Ok(()),
+        Some((elem_idx, error)) => Err(format!(
+            "{n_bad} of {} elements differ; worst at flat index {elem_idx}: got {:?}, expected {:?} \
+             (|diff| {error:e})",
+            expected.len(),
+            got[elem_idx],
+            want[elem_idx]
+        )),
+    }
+}
+
+/// An import error as one line; unsupported nodes as `unsupported: <op> (node `<name>`): <reason>`.
+fn describe_import_error(err: &ImportError, stage: &str) -> String {
+    match err {
+        ImportError::Unsupported(nodes) => {
+            let nodes: Vec<String> = nodes
+                .nodes
+                .iter()
+                .map(|node| {
+                    format!(
+                        "{} (node `{}`): {}",
+                        node.op_type, node.node_name, node.reason
+                    )
+                })
+                .collect();
+            format!("unsupported{stage}: {}", nodes.join("; "))
+        }
+        other => format!("import{stage}: {other}"),
+    }
+}
+
+/// How a case that ran to completion was imported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ImportMode {
+    /// As is.
+    Plain,
+    /// With graph inputs that the IR needs as constants fixed to the data set's values.
+    InputsFixed,
+}
+
+/// Imports, runs and checks one case. The error is one line (the reason blessing records) followed by
+/// details.
+///
+/// Many cases pass shape-like parameters (Reshape targets, reduction axes, Pad widths) as graph inputs,
+/// while the IR keeps them as attributes. When the importer reports that the only obstacle
+/// (`UnsupportedNodes::only_needs_input_values`), the case is imported again with exactly the inputs it
+/// names fixed to the data set's values, as `sinter check` does; the other inputs stay inputs.
+fn run_case(case: &Case) -> Result<ImportMode, String> {
+    let dir = suite_root().join("cases").join(&case.name);
+    let loaded =
+        sinter_onnx::load_model(&dir.join("model.onnx")).map_err(|err| format!("decode: {err}"))?;
+    let onnx_graph = loaded
+        .model
+        .graph
+        .as_ref()
+        .ok_or("decode: the model has no graph")?;
+    let initializers: BTreeSet<&str> = onnx_graph
+        .initializer
+        .iter()
+        .map(|init| init.name.as_str())
+        .collect();
+    let positional_inputs: Vec<&str> = onnx_graph
+        .input
+        .iter()
+        .map(|input| input.name.as_str())
+        .filter(|name| !initializers.contains(name))
+        .collect();
+    let data_dir = dir.join("test_data_set_0");
+    let input_paths = numbered_files(&data_dir, "input");
+    if input_paths.len() > positional_inputs.len() {
+        return Err(format!(
+            "harness: {} input files for {} model inputs",
+            input_paths.len(),
+            positional_inputs.len()
+        ));
+    }
+    let input_values = input_paths
+        .iter()
+        .zip(&positional_inputs)
+        .map(|(path, name)| Ok((name.to_string(), read_pb(path)?)))
+        .collect::<Result<BTreeMap<String, Tensor>, String>>()?;
+
+    let (graph, mode) = match sinter_onnx::import_model(&loaded, &ImportOptions::default()) {
+        Ok(graph) => (graph, ImportMode::Plain),
+        Err(ImportError::Unsupported(nodes)) if nodes.only_needs_input_values() => {
+            let mut options = ImportOptions::default();
+            for name in nodes.needs_input_values() {
+                let Some(value) = input_values.get(&name) else {
+                    return Err(format!(
+                        "import: needs the value of input `{name}`, which the data set lacks: {nodes}"
+                    ));
+                };
+                options.input_values.insert(name, value.clone());
+            }
+            let graph = sinter_onnx::import_model(&loaded, &options)
+                .map_err(|err| describe_import_error(&err, " (inputs fixed)"))?;
+            (graph, ImportMode::InputsFixed)
+        }
+        Err(err) => return Err(describe_import_error(&err, "")),
+    };
+    if let Err(problems) = sinter_ir::verify(&graph) {
+        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        return Err(format!("import: invalid graph: {}", problems.join("; ")));
+    }
+
+    // Inputs the importer fixed or dropped as unused are not graph inputs any more.
+    let graph_inputs: BTreeSet<&str> = graph
+        .input_signature()
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    let inputs: Vec<(&str, Tensor)> = input_values
+        .iter()
+        .filter(|(name, _)| graph_inputs.contains(name.as_str()))
+        .map(|(name, tensor)| (name.as_str(), tensor.clone()))
+        .collect();
+    let outputs = sinter_ref::run(&graph, &inputs).map_err(|err| format!("run: {err}"))?;
+
+    let expected_paths = numbered_files(&data_dir, "output");
+    if expected_paths.len() != outputs.len() {
+        return Err(format!(
+            "run: the graph has {} outputs, the case expects {}",
+            outputs.len(),
+            expected_paths.len()
+        ));
+    }
+    let mut problems = Vec::new();
+    for ((name, actual), path) in outputs.iter().zip(&expected_paths) {
+        let expected = read_pb(path)?;
+        if let Err(problem) = compare(actual, &expected, case.rtol, case.atol) {
+            problems.push(format!("output `{name}`: {problem}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(mode)
+    } else {
+        Err(format!("numeric mismatch: {}", problems.join("; ")))
+    }
+}
+
+/// The single-line reason blessing writes for an error message: whitespace runs (tabs and newlines
+/// included) collapse to one space.
+fn reason_of(message: &str) -> String {
+    let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > MAX_REASON_CHARS {
+        let cut: String = one_line.chars().take(MAX_REASON_CHARS).collect();
+        format!("{cut}...")
+    } else {
+        one_line
+    }
+}
+
+/// Pass and total counts per op type, filled in by the trials as they finish.
+#[derive(Default)]
+struct OpTally(BTreeMap<String, (usize, usize)>);
+
+impl OpTally {
+    fn record(&mut self, case: &Case, passed: bool) {
+        for op_type in &case.op_types {
+            let entry = self.0.entry(op_type.clone()).or_default();
+            entry.0 += usize::from(passed);
+            entry.1 += 1;
+        }
+    }
+
+    fn print(&self, n_passed: usize, n_passed_inputs_fixed: usize, n_run: usize) {
+        println!("\nONNX node tests by op type (a case counts for every op it uses):");
+        for (op_type, (passed, total)) in &self.0 {
+            let mark = if passed == total { "" } else { "  <-- failing" };
+            println!("  {op_type:<28} {passed:>4}/{total:<4}{mark}");
+        }
+        println!(
+            "ONNX node tests: {n_passed} of {n_run} cases pass ({n_passed_inputs_fixed} of them with \
+             shape-like inputs fixed at import)"
+        );
+    }
+}
+
+/// What the trials share: the per-op tally, the pass count and, when blessing, every case's result.
+#[derive(Default)]
+struct Results {
+    tally: OpTally,
+    n_passed: usize,
+    /// Passing cases that needed inputs fixed at import.
+    n_passed_inputs_fixed: usize,
+    n_run: usize,
+    /// Case name to its error message, or `None` when it passed.
+    outcomes: BTreeMap<String, Option<String>>,
+}
+
+/// The header written at the top of `expected_failures.tsv` by blessing.
+const EXPECTED_FAILURES_HEADER: &str = "\
+# ONNX node-test cases that are known to fail, as `case_name<TAB>reason`. Checked by tests/onnx_node.rs:
+# a listed case that passes fails the test. Regenerate with
+# `SINTER_BLESS_FAILURES=1 cargo test --test onnx_node`.
+";
+
+/// Rewrites `expected_failures.tsv` from the cases that ran, keeping the entries of cases that did not.
+fn bless(
+    previous: &BTreeMap<String, String>,
+    case_names: &BTreeSet<String>,
+    outcomes: &BTreeMap<String, Option<String>>,
+) -> std::io::Result<usize> {
+    let mut failures: BTreeMap<&str, String> = previous
+        .iter()
+        .filter(|(name, _)| case_names.contains(*name) && !outcomes.contains_key(*name))
+        .map(|(name, reason)| (name.as_str(), reason.clone()))
+        .collect();
+    for (name, outcome) in outcomes {
+        if let Some(message) = outcome {
+            failures.insert(name.as_str(), reason_of(message));
+        }
+    }
+    let mut text = String::from(EXPECTED_FAILURES_HEADER);
+    for (name, reason) in &failures {
+        text.push_str(&format!("{name}\t{reason}\n"));
+    }
+    std::fs::write(expected_failures_path(), text)?;
+    Ok(failures.len())
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let is_blessing = std::env::var_os(BLESS_VAR).is_some_and(|value| value != "0");
+    let cases = std::fs::read_to_string(suite_root().join("cases.tsv"))
+        .map_err(|err| format!("cannot read cases.tsv: {err}"))
+        .and_then(|text| parse_cases(&text));
+    let cases = match cases {
+        Ok(cases) => cases,
+        Err(err) => {
+            eprintln!("{err}");
+            std::process::exit(1);
+        }
+    };
+    let expected_failures = match std::fs::read_to_string(expected_failures_path()) {
+        Ok(text) => parse_expected_failures(&text),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && is_blessing => {
+            Ok(BTreeMap::new())
+        }
+        Err(err) => Err(format!("cannot read expected_failures.tsv: {err}")),
+    };
+    let expected_failures = match expected_failures {
+        Ok(failures) => Arc::new(failures),
+        Err(err) => {
+            eprintln!("{err}");
+            std::process::exit(1);
+        }
+    };
+    let case_names: BTreeSet<String> = cases.iter().map(|case| case.name.clone()).collect();
+
+    let results = Arc::new(Mutex::new(Results::default()));
+    let mut trials = Vec::new();
+    for case in cases {
+        let results = Arc::clone(&results);
+        let expected_failures = Arc::clone(&expected_failures);
+        trials.push(Trial::test(case.name.clone(), move || {
+            let outcome = run_case(&case);
+            if let Ok(mut results) = results.lock() {
+                results.tally.record(&case, outcome.is_ok());
+                results.n_passed += usize::from(outcome.is_ok());
+                results.n_passed_inputs_fixed +=
+                    usize::from(outcome == Ok(ImportMode::InputsFixed));
+                results.n_run += 1;
+                if is_blessing {
+                    results
+                        .outcomes
+                        .insert(case.name.clone(), outcome.clone().err());
+                }
+            }
+            if is_blessing {
+                return Ok(());
+            }
+            match (outcome, expected_failures.contains_key(&case.name)) {
+                (Ok(_), false) | (Err(_), true) => Ok(()),
+                (Err(message), false) => Err(Failed::from(message)),
+                (Ok(_), true) => Err(Failed::from(
+                    "newly passing: remove it from expected_failures.tsv",
+                )),
+            }
+        }));
+    }
+    {
+        let expected_failures = Arc::clone(&expected_failures);
+        let case_names = case_names.clone();
+        trials.push(Trial::test(
+            "expected_failures_name_only_cases",
+            move || {
+                let unknown: Vec<&String> = expected_failures
+                    .keys()
+                    .filter(|name| !case_names.contains(*name))
+                    .collect();
+                if unknown.is_empty() || is_blessing {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "expected_failures.tsv lists names that are not cases: {unknown:?}"
+                    )
+                    .into())
+                }
+            },
+        ));
+    }
+
+    let conclusion = libtest_mimic::run(&args, trials);
+    if !args.list {
+        if let Ok(results) = results.lock() {
+            results.tally.print(
+                results.n_passed,
+                results.n_passed_inputs_fixed,
+                results.n_run,
+            );
+            if is_blessing {
+                match bless(&expected_failures, &case_names, &results.outcomes) {
+                    Ok(n_failures) => println!(
+                        "{BLESS_VAR}: wrote {n_failures} expected failures to {}",
+                        expected_failures_path().display()
+                    ),
+                    Err(err) => {
+                        eprintln!("cannot write expected_failures.tsv: {err}");
+                        std::process::exit(1);
+                    }
+                }
+            }
+        }
+    }
+    conclusion.exit();
+}
