@@ -1,13 +1,10 @@
 //! The ONNX backend node tests (`tests/onnx-node/`), imported with `sinter_onnx` and run with the
 //! reference interpreter.
 //!
-//! One libtest test per line of `tests/onnx-node/cases.tsv`, named after the case. A test imports
-//! `cases/<name>/model.onnx`, binds `test_data_set_0/input_N.pb` to the N-th ONNX graph input that is
-//! not an initializer (the ONNX backend runner's rule), runs `sinter_ref::run`, and compares the N-th
-//! output with `output_N.pb`: dtype and shape exactly, floats with
-//! `|actual - expected| <= atol + rtol * |expected|` using the case's tolerances (NaN meets NaN, an
-//! infinity the same infinity), integers and bools exactly. This is the rule of `sinter check`
-//! (`crates/sinter-cli/src/compare.rs`); the CLI is a binary crate, so the few lines are repeated here.
+//! One libtest test per line of `tests/onnx-node/cases.tsv`, named after the case. A test runs
+//! `cases/<name>/model.onnx` on `test_data_set_0` as `sinter check` does, with the case's tolerances
+//! (`common::check_data_set`: import, with shape-like inputs or symbolic dims fixed to the data set's
+//! values when the model needs that, reference run, comparison of every output).
 //!
 //! **Expected failures.** `tests/onnx-node/expected_failures.tsv` lists known failures as
 //! `case_name<TAB>reason`. A listed case that fails passes its test; a listed case that passes fails
@@ -19,11 +16,10 @@
 //! After the run, the number of passing cases per op type (from `cases.tsv`) and the totals are
 //! printed.
 
+mod common;
+
+use common::Tolerance;
 use libtest_mimic::{Arguments, Failed, Trial};
-use prost::Message;
-use sinter_ir::{Tensor, TensorData};
-use sinter_onnx::proto::TensorProto;
-use sinter_onnx::{ExternalData, ImportError, ImportOptions};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -112,212 +108,32 @@ fn parse_expected_failures(text: &str) -> Result<BTreeMap<String, String>, Strin
     Ok(failures)
 }
 
-/// Reads a serialized TensorProto; external data would be resolved next to it.
-fn read_pb(path: &Path) -> Result<Tensor, String> {
-    let describe = |err: &dyn std::fmt::Display| format!("{}: {err}", path.display());
-    let bytes = std::fs::read(path).map_err(|err| describe(&err))?;
-    let proto = TensorProto::decode(bytes.as_slice()).map_err(|err| describe(&err))?;
-    let external = ExternalData::new(path.parent().unwrap_or(Path::new(".")));
-    sinter_onnx::tensor_from_proto(&proto, &external).map_err(|err| describe(&err))
-}
-
-/// `<stem>_0.pb`, `<stem>_1.pb`, ... in `dir`, up to the first missing number.
-fn numbered_files(dir: &Path, stem: &str) -> Vec<PathBuf> {
-    (0..)
-        .map(|idx| dir.join(format!("{stem}_{idx}.pb")))
-        .take_while(|path| path.is_file())
-        .collect()
-}
-
-/// Compares one output; `Err` describes how many elements are off and the worst one.
-fn compare(actual: &Tensor, expected: &Tensor, rtol: f64, atol: f64) -> Result<(), String> {
-    if actual.dtype() != expected.dtype() || actual.shape() != expected.shape() {
-        return Err(format!(
-            "got {}{:?}, expected {}{:?}",
-            actual.dtype(),
-            actual.shape(),
-            expected.dtype(),
-            expected.shape()
-        ));
-    }
-    let (got, want) = (actual.to_f64_vec(), expected.to_f64_vec());
-    let mut n_bad = 0;
-    // (flat index, absolute error) of the worst mismatched element.
-    let mut worst: Option<(usize, f64)> = None;
-    for (elem_idx, (&a, &e)) in got.iter().zip(&want).enumerate() {
-        let error = if expected.dtype().is_float() {
-            if !a.is_finite() || !e.is_finite() {
-                let same = (a.is_nan() && e.is_nan()) || a == e;
-                if same {
-                    0.0
-                } else {
-                    f64::INFINITY
-                }
-            } else if (a - e).abs() <= atol + rtol * e.abs() {
-                0.0
-            } else {
-                (a - e).abs()
-            }
-        } else {
-            // Integers compare exactly, without rounding i64 through f64 (the other integer types
-            // and bool are exact in f64).
-            let same = match (actual.data(), expected.data()) {
-                (TensorData::I64(a), TensorData::I64(b)) => a[elem_idx] == b[elem_idx],
-                _ => a == e,
-            };
-            if same {
-                0.0
-            } else {
-                // Two i64 values can differ yet round to the same f64; the error must stay positive.
-                (a - e).abs().max(f64::MIN_POSITIVE)
-            }
-        };
-        if error > 0.0 {
-            n_bad += 1;
-            if worst.is_none_or(|(_, worst_error)| error > worst_error) {
-                worst = Some((elem_idx, error));
-            }
-        }
-    }
-    match worst {
-        None => Ok(()),
-        Some((elem_idx, error)) => Err(format!(
-            "{n_bad} of {} elements differ; worst at flat index {elem_idx}: got {:?}, expected {:?} \
-             (|diff| {error:e})",
-            expected.len(),
-            got[elem_idx],
-            want[elem_idx]
-        )),
-    }
-}
-
-/// An import error as one line; unsupported nodes as `unsupported: <op> (node `<name>`): <reason>`.
-fn describe_import_error(err: &ImportError, stage: &str) -> String {
-    match err {
-        ImportError::Unsupported(nodes) => {
-            let nodes: Vec<String> = nodes
-                .nodes
-                .iter()
-                .map(|node| {
-                    format!(
-                        "{} (node `{}`): {}",
-                        node.op_type, node.node_name, node.reason
-                    )
-                })
-                .collect();
-            format!("unsupported{stage}: {}", nodes.join("; "))
-        }
-        other => format!("import{stage}: {other}"),
-    }
+/// Runs one case; `Ok` says whether graph inputs were fixed at import.
+fn run_case(case: &Case) -> Result<ImportMode, String> {
+    let dir = suite_root().join("cases").join(&case.name);
+    let tolerance = Tolerance {
+        rtol: case.rtol,
+        atol: case.atol,
+    };
+    let specialization = common::check_data_set(
+        &dir.join("model.onnx"),
+        &dir.join("test_data_set_0"),
+        tolerance,
+    )?;
+    Ok(if specialization.fixed_inputs.is_empty() {
+        ImportMode::Plain
+    } else {
+        ImportMode::InputsFixed
+    })
 }
 
 /// How a case that ran to completion was imported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ImportMode {
-    /// As is.
+    /// Without graph inputs fixed (symbolic dims may have been fixed).
     Plain,
     /// With graph inputs that the IR needs as constants fixed to the data set's values.
     InputsFixed,
-}
-
-/// Imports, runs and checks one case. The error is one line (the reason blessing records) followed by
-/// details.
-///
-/// Many cases pass shape-like parameters (Reshape targets, reduction axes, Pad widths) as graph inputs,
-/// while the IR keeps them as attributes. When the importer reports that the only obstacle
-/// (`UnsupportedNodes::only_needs_input_values`), the case is imported again with exactly the inputs it
-/// names fixed to the data set's values, as `sinter check` does; the other inputs stay inputs.
-fn run_case(case: &Case) -> Result<ImportMode, String> {
-    let dir = suite_root().join("cases").join(&case.name);
-    let loaded =
-        sinter_onnx::load_model(&dir.join("model.onnx")).map_err(|err| format!("decode: {err}"))?;
-    let onnx_graph = loaded
-        .model
-        .graph
-        .as_ref()
-        .ok_or("decode: the model has no graph")?;
-    let initializers: BTreeSet<&str> = onnx_graph
-        .initializer
-        .iter()
-        .map(|init| init.name.as_str())
-        .collect();
-    let positional_inputs: Vec<&str> = onnx_graph
-        .input
-        .iter()
-        .map(|input| input.name.as_str())
-        .filter(|name| !initializers.contains(name))
-        .collect();
-    let data_dir = dir.join("test_data_set_0");
-    let input_paths = numbered_files(&data_dir, "input");
-    if input_paths.len() > positional_inputs.len() {
-        return Err(format!(
-            "harness: {} input files for {} model inputs",
-            input_paths.len(),
-            positional_inputs.len()
-        ));
-    }
-    let input_values = input_paths
-        .iter()
-        .zip(&positional_inputs)
-        .map(|(path, name)| Ok((name.to_string(), read_pb(path)?)))
-        .collect::<Result<BTreeMap<String, Tensor>, String>>()?;
-
-    let (graph, mode) = match sinter_onnx::import_model(&loaded, &ImportOptions::default()) {
-        Ok(graph) => (graph, ImportMode::Plain),
-        Err(ImportError::Unsupported(nodes)) if nodes.only_needs_input_values() => {
-            let mut options = ImportOptions::default();
-            for name in nodes.needs_input_values() {
-                let Some(value) = input_values.get(&name) else {
-                    return Err(format!(
-                        "import: needs the value of input `{name}`, which the data set lacks: {nodes}"
-                    ));
-                };
-                options.input_values.insert(name, value.clone());
-            }
-            let graph = sinter_onnx::import_model(&loaded, &options)
-                .map_err(|err| describe_import_error(&err, " (inputs fixed)"))?;
-            (graph, ImportMode::InputsFixed)
-        }
-        Err(err) => return Err(describe_import_error(&err, "")),
-    };
-    if let Err(problems) = sinter_ir::verify(&graph) {
-        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        return Err(format!("import: invalid graph: {}", problems.join("; ")));
-    }
-
-    // Inputs the importer fixed or dropped as unused are not graph inputs any more.
-    let graph_inputs: BTreeSet<&str> = graph
-        .input_signature()
-        .iter()
-        .map(|(name, _)| *name)
-        .collect();
-    let inputs: Vec<(&str, Tensor)> = input_values
-        .iter()
-        .filter(|(name, _)| graph_inputs.contains(name.as_str()))
-        .map(|(name, tensor)| (name.as_str(), tensor.clone()))
-        .collect();
-    let outputs = sinter_ref::run(&graph, &inputs).map_err(|err| format!("run: {err}"))?;
-
-    let expected_paths = numbered_files(&data_dir, "output");
-    if expected_paths.len() != outputs.len() {
-        return Err(format!(
-            "run: the graph has {} outputs, the case expects {}",
-            outputs.len(),
-            expected_paths.len()
-        ));
-    }
-    let mut problems = Vec::new();
-    for ((name, actual), path) in outputs.iter().zip(&expected_paths) {
-        let expected = read_pb(path)?;
-        if let Err(problem) = compare(actual, &expected, case.rtol, case.atol) {
-            problems.push(format!("output `{name}`: {problem}"));
-        }
-    }
-    if problems.is_empty() {
-        Ok(mode)
-    } else {
-        Err(format!("numeric mismatch: {}", problems.join("; ")))
-    }
 }
 
 /// The single-line reason blessing writes for an error message: whitespace runs (tabs and newlines

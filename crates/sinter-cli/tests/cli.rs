@@ -933,3 +933,76 @@ fn shape_inputs_are_fixed_at_import_when_their_values_are_given() {
         "{message}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Real models (`tests/models`): PyTorch exports with onnxruntime's outputs.
+
+/// `sinter check MODEL DATASET` on a real-model fixture, at the tolerances of `tests/real_models.rs`.
+fn check_real_model(name: &str) -> Output {
+    let dir = format!("tests/models/{name}");
+    sinter(&[
+        "check",
+        &format!("{dir}/model.onnx"),
+        &format!("{dir}/test_data_set_0"),
+        "--rtol",
+        "1e-4",
+        "--atol",
+        "1e-5",
+    ])
+}
+
+#[test]
+fn check_passes_on_the_exported_lenet() {
+    let output = check_real_model("lenet5_ts");
+    assert_exit(&output, 0);
+    let text = stdout(&output);
+    // The batch dim stays symbolic: nothing is fixed at import.
+    assert!(!text.contains("note:"), "{text}");
+    assert!(
+        text.starts_with("ok   output 0 `logits` f32[2,10]: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 of 1 outputs match (rtol 0.0001, atol 0.00001)"),
+        "{text}"
+    );
+}
+
+/// nn.MultiheadAttention reshapes to `[seq, batch * heads, head_dim]`, a dim expression the IR does not
+/// have: `dump` cannot import the model with `batch` symbolic, `check` and `run` fix `batch` to the
+/// size of the given inputs and say so.
+#[test]
+fn symbolic_dims_are_fixed_at_import_when_the_model_needs_it() {
+    let name = "transformer_encoder_ts";
+    let check = check_real_model(name);
+    assert_exit(&check, 0);
+    let text = stdout(&check);
+    assert!(
+        text.starts_with(
+            "note: symbolic dims fixed at import to the sizes of the given inputs (`batch` = 2): \
+             the model does not import with them symbolic\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("1 of 1 outputs match"), "{text}");
+
+    let dir = format!("tests/models/{name}");
+    let run = sinter(&[
+        "run",
+        &format!("{dir}/model.onnx"),
+        "--inputs",
+        &format!("{dir}/test_data_set_0"),
+    ]);
+    assert_exit(&run, 0);
+    let text = stdout(&run);
+    assert!(text.contains("(`batch` = 2)"), "{text}");
+    assert!(text.contains("logits: f32[2,16,5]"), "{text}");
+
+    let dump = sinter(&["dump", &format!("{dir}/model.onnx")]);
+    assert_exit(&dump, 2);
+    let message = stderr(&dump);
+    assert!(
+        message.contains("would be `batch` * 4; symbolic dims have no expressions"),
+        "{message}"
+    );
+}

@@ -1832,3 +1832,156 @@ fn constant_of_a_symbolic_shape_takes_the_dims_of_a_value_that_has_them() {
         (&[2usize, 3][..], Some(&[1i64; 6][..]))
     );
 }
+
+/// `[2, batch, 3]` as exporters compute the initial state of an LSTM over a symbolic batch:
+/// `Concat([2], Unsqueeze(Gather(Shape(x), 0)), [3])`.
+fn state_shape_nodes() -> Vec<NodeProto> {
+    vec![
+        node("Shape", "shape", &["x"], &["s"]),
+        node("Gather", "batch", &["s", "zero"], &["b"]),
+        node("Unsqueeze", "batch_1d", &["b", "zero_1d"], &["b1"]),
+        with(
+            node(
+                "Concat",
+                "state_shape",
+                &["two", "b1", "three"],
+                &["target"],
+            ),
+            vec![a_int("axis", 0)],
+        ),
+    ]
+}
+
+fn state_shape_inits() -> Vec<TensorProto> {
+    let mut zero = i64_init("zero", &[], &[0]);
+    zero.dims.clear();
+    vec![
+        zero,
+        i64_init("zero_1d", &[1], &[0]),
+        i64_init("two", &[1], &[2]),
+        i64_init("three", &[1], &[3]),
+    ]
+}
+
+#[test]
+fn constant_of_a_symbolic_shape_no_value_has_is_broadcast_from_a_value_with_the_symbol() {
+    // No value has the dims [2, batch, 3] (x is [batch, 5]), which failed to import before: the
+    // fill is broadcast to `batch` from a column of x.
+    let mut nodes = state_shape_nodes();
+    nodes.push(with(
+        node("ConstantOfShape", "zeros", &["target"], &["h0"]),
+        vec![a_tensor("value", f32_init("", &[1], &[1.5]))],
+    ));
+    let m = model(
+        17,
+        nodes,
+        vec![info("x", DataType::Float, &[D::P("batch"), D::V(5)])],
+        vec![untyped("h0")],
+        state_shape_inits(),
+    );
+    let graph = import(&m);
+    assert_eq!(
+        output_type(&graph, 0),
+        TensorType::new(
+            DType::F32,
+            vec![Dim::Static(2), Dim::sym("batch"), Dim::Static(3)]
+        )
+    );
+    // A NaN in x must not leak into the fill.
+    let mut values = vec![0.0f32; 20];
+    values[7] = f32::NAN;
+    let h0 = &run(&graph, &[("x", t32(&[4, 5], &values))])[0];
+    assert_eq!(h0.shape(), &[2, 4, 3]);
+    assert_eq!(f32s(h0), vec![1.5; 24]);
+}
+
+#[test]
+fn expand_to_a_symbol_the_input_lacks_broadcasts_it_in() {
+    // Expand(0, [2, batch, 3]): the dynamo exporter's `zeros` of an LSTM state.
+    let mut nodes = state_shape_nodes();
+    nodes.push(node("Expand", "zeros", &["fill", "target"], &["h0"]));
+    let mut inits = state_shape_inits();
+    inits.push(f32_init("fill", &[1], &[-2.0]));
+    let m = model(
+        17,
+        nodes,
+        vec![info("x", DataType::Int64, &[D::P("batch"), D::P("seq")])],
+        vec![untyped("h0")],
+        inits,
+    );
+    let graph = import(&m);
+    assert_eq!(
+        output_type(&graph, 0),
+        TensorType::new(
+            DType::F32,
+            vec![Dim::Static(2), Dim::sym("batch"), Dim::Static(3)]
+        )
+    );
+    let x = Tensor::from_vec(vec![3, 2], vec![1i64, 2, 3, 4, 5, 6]).expect("tensor");
+    let h0 = &run(&graph, &[("x", x)])[0];
+    assert_eq!(h0.shape(), &[2, 3, 3]);
+    assert_eq!(f32s(h0), vec![-2.0; 18]);
+
+    // A symbol where the input has a different one cannot be proven to broadcast.
+    let m = model(
+        13,
+        vec![
+            node("Shape", "shape", &["y"], &["s"]),
+            node("Expand", "expand", &["x", "s"], &["z"]),
+        ],
+        vec![
+            info("x", DataType::Float, &[D::P("a")]),
+            info("y", DataType::Float, &[D::P("b")]),
+        ],
+        vec![untyped("z")],
+        vec![],
+    );
+    let nodes = unsupported(&m);
+    assert!(
+        nodes.nodes[0]
+            .reason
+            .contains("is `b` where the input has `a`"),
+        "{nodes}"
+    );
+}
+
+#[test]
+fn integer_mod_follows_the_divisor_sign_unless_fmod() {
+    let mod_model = |fmod: i64, elem_type: DataType| {
+        model(
+            13,
+            vec![with(
+                node("Mod", "mod", &["a", "b"], &["r"]),
+                vec![a_int("fmod", fmod)],
+            )],
+            vec![
+                info("a", elem_type, &[D::V(6)]),
+                info("b", elem_type, &[D::V(6)]),
+            ],
+            vec![untyped("r")],
+            vec![],
+        )
+    };
+    let a = Tensor::from_vec(vec![6], vec![7i64, -7, 7, -7, 6, i64::MIN]).expect("tensor");
+    let b = Tensor::from_vec(vec![6], vec![3i64, 3, -3, -3, 3, -1]).expect("tensor");
+    let inputs = [("a", a), ("b", b)];
+    // Python's `%`: the remainder has the divisor's sign.
+    let python = &run(&import(&mod_model(0, DataType::Int64)), &inputs)[0];
+    assert_eq!(python.as_slice::<i64>(), Some(&[1i64, 2, -2, -1, 0, 0][..]));
+    // C's `fmod`: the remainder has the dividend's sign.
+    let c = &run(&import(&mod_model(1, DataType::Int64)), &inputs)[0];
+    assert_eq!(c.as_slice::<i64>(), Some(&[1i64, -1, 1, -1, 0, 0][..]));
+    // Constant operands fold: TorchScript's multi-head attention computes `2 % 3` this way.
+    let folded = model(
+        13,
+        vec![node("Mod", "mod", &["a", "b"], &["r"])],
+        vec![],
+        vec![untyped("r")],
+        vec![i64_init("a", &[1], &[2]), i64_init("b", &[1], &[3])],
+    );
+    let graph = import(&folded);
+    assert!(ops(&graph).is_empty(), "{graph}");
+    // A float remainder has no exact lowering.
+    let nodes = unsupported(&mod_model(1, DataType::Float));
+    assert!(nodes.nodes[0].reason.contains("Mod of f32"), "{nodes}");
+}

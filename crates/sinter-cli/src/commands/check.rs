@@ -8,7 +8,9 @@
 //!
 //! An ONNX model whose shape-like parameters (a Reshape target, reduction axes) are graph inputs is
 //! imported with those inputs fixed to the data set's values, since the IR keeps such parameters as
-//! attributes; a note names them. Each output gets one line with its verdict and worst errors (see
+//! attributes; a model that still does not import is imported with the symbolic dims of its inputs
+//! fixed to the data set's sizes, since the IR has no dim expressions (`batch * heads`). A note names
+//! what was fixed (see `super::load_model_with_inputs`). Each output gets one line with its verdict and worst errors (see
 //! `crate::compare`). The command returns [`Outcome::Mismatch`] when some output differs; every
 //! other problem is an error, which `main` turns into exit code 2 ("could not compare") for this
 //! command.
@@ -38,7 +40,7 @@ pub fn check(args: &CheckArgs, out: &mut impl Write) -> Result<Outcome> {
         Some(path) => read_pb(path).map(Some),
         None => Ok(None),
     })?;
-    let mut lines: Vec<String> = model.fixed_inputs_note().into_iter().collect();
+    let mut lines: Vec<String> = model.import_notes();
 
     if input_paths.len() > model.positional_inputs.len() {
         bail!(

@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use sinter_ir::text::{parse_graph, ParseOptions};
 use sinter_ir::{Graph, Tensor};
 use sinter_onnx::{import_model, ImportError, ImportOptions};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::{self, Write};
 use std::path::Path;
@@ -83,6 +83,10 @@ pub struct Model {
     pub positional_inputs: Vec<String>,
     /// ONNX graph inputs whose values were fixed at import, so they are constants of `graph`.
     pub fixed_inputs: Vec<String>,
+    /// Symbolic dims of the ONNX inputs fixed at import to the sizes in the given inputs, because
+    /// the model does not import with them symbolic (the IR has no dim expressions such as
+    /// `batch * heads`). Empty when the graph keeps its symbolic dims.
+    pub fixed_dims: BTreeMap<String, usize>,
     pub is_onnx: bool,
 }
 
@@ -101,8 +105,33 @@ impl Model {
         !self.has_input(name) && self.positional_inputs.iter().any(|n| n == name)
     }
 
+    /// The notes on what was fixed at import: symbolic dims, then inputs.
+    pub fn import_notes(&self) -> Vec<String> {
+        self.fixed_dims_note()
+            .into_iter()
+            .chain(self.fixed_inputs_note())
+            .collect()
+    }
+
+    /// A note naming the symbolic dims fixed at import, if any.
+    fn fixed_dims_note(&self) -> Option<String> {
+        if self.fixed_dims.is_empty() {
+            return None;
+        }
+        let sizes: Vec<String> = self
+            .fixed_dims
+            .iter()
+            .map(|(param, size)| format!("`{param}` = {size}"))
+            .collect();
+        Some(format!(
+            "note: symbolic dims fixed at import to the sizes of the given inputs ({}): the model \
+             does not import with them symbolic",
+            sizes.join(", ")
+        ))
+    }
+
     /// A note naming the inputs fixed at import, if any.
-    pub fn fixed_inputs_note(&self) -> Option<String> {
+    fn fixed_inputs_note(&self) -> Option<String> {
         if self.fixed_inputs.is_empty() {
             return None;
         }
@@ -142,8 +171,11 @@ pub fn load_model(path: &Path) -> Result<Model> {
 
 /// Like [`load_model`], and when an ONNX model has shape-like parameters (a Reshape target, Slice
 /// bounds, reduction axes) that are graph inputs, which the IR needs as constants, imports it again
-/// with those inputs fixed to the values `input_value` gives. The fixed inputs are listed in
-/// `Model::fixed_inputs`.
+/// with those inputs fixed to the values `input_value` gives. When the model still does not import,
+/// it is imported once more with the named symbolic dims of its inputs fixed to their sizes in those
+/// values (`ImportOptions::dim_overrides`): a node whose output would have a dim like `batch * heads`
+/// has no IR form with `batch` symbolic. The fixed inputs and dims are listed in
+/// `Model::fixed_inputs` and `Model::fixed_dims`.
 pub fn load_model_with_inputs(
     path: &Path,
     input_value: &mut InputValueSource<'_>,
@@ -162,6 +194,7 @@ pub fn load_model_with_inputs(
         graph,
         positional_inputs,
         fixed_inputs: Vec::new(),
+        fixed_dims: BTreeMap::new(),
         is_onnx: false,
     })
 }
@@ -210,24 +243,30 @@ fn load_onnx(path: &Path, input_value: &mut InputValueSource<'_>) -> Result<Mode
             other => anyhow::Error::new(other).context(message),
         }
     };
-    let (graph, fixed_inputs) = match import_model(&loaded, &ImportOptions::default()) {
-        Ok(graph) => (graph, Vec::new()),
-        Err(ImportError::Unsupported(nodes)) if nodes.only_needs_input_values() => {
-            let mut options = ImportOptions::default();
-            for name in nodes.needs_input_values() {
-                let position = positional_inputs.iter().position(|n| *n == name);
-                let value =
-                    input_value(&name, position).with_context(|| format!("input `{name}`"))?;
-                let Some(value) = value else {
-                    return Err(import_error(ImportError::Unsupported(nodes)));
-                };
-                options.input_values.insert(name, value);
+    let (graph, fixed_inputs, fixed_dims) = match import_fixing_inputs(
+        &loaded,
+        ImportOptions::default(),
+        &positional_inputs,
+        input_value,
+    )? {
+        Ok((graph, fixed_inputs)) => (graph, fixed_inputs, BTreeMap::new()),
+        Err(err @ ImportError::Unsupported(_)) => {
+            // The IR has no dim expressions, so a node whose output would have a dim like
+            // `batch * heads` cannot be imported with `batch` symbolic; with the sizes of the
+            // given inputs it can. The symbolic import's error is the one reported: it lists
+            // every obstacle.
+            let dims = dim_sizes_of_inputs(&loaded, &positional_inputs, input_value)?;
+            if dims.is_empty() {
+                return Err(import_error(err));
             }
-            let fixed_inputs = options.input_values.keys().cloned().collect();
-            (
-                import_model(&loaded, &options).map_err(import_error)?,
-                fixed_inputs,
-            )
+            let options = ImportOptions {
+                dim_overrides: dims.clone(),
+                ..ImportOptions::default()
+            };
+            match import_fixing_inputs(&loaded, options, &positional_inputs, input_value)? {
+                Ok((graph, fixed_inputs)) => (graph, fixed_inputs, dims),
+                Err(_) => return Err(import_error(err)),
+            }
         }
         Err(err) => return Err(import_error(err)),
     };
@@ -238,8 +277,101 @@ fn load_onnx(path: &Path, input_value: &mut InputValueSource<'_>) -> Result<Mode
         graph,
         positional_inputs,
         fixed_inputs,
+        fixed_dims,
         is_onnx: true,
     })
+}
+
+/// Imports with `options`, and when the only obstacle is shape-like parameters that are graph inputs,
+/// again with those inputs fixed to the values `input_value` gives; returns the graph and the fixed
+/// inputs. The outer error is a failure to read a value, the inner one the import's.
+fn import_fixing_inputs(
+    loaded: &sinter_onnx::LoadedModel,
+    mut options: ImportOptions,
+    positional_inputs: &[String],
+    input_value: &mut InputValueSource<'_>,
+) -> Result<Result<(Graph, Vec<String>), ImportError>> {
+    let nodes = match import_model(loaded, &options) {
+        Ok(graph) => return Ok(Ok((graph, Vec::new()))),
+        Err(ImportError::Unsupported(nodes)) if nodes.only_needs_input_values() => nodes,
+        Err(err) => return Ok(Err(err)),
+    };
+    for name in nodes.needs_input_values() {
+        let position = positional_inputs.iter().position(|n| *n == name);
+        let value = input_value(&name, position).with_context(|| format!("input `{name}`"))?;
+        let Some(value) = value else {
+            return Ok(Err(ImportError::Unsupported(nodes)));
+        };
+        options.input_values.insert(name, value);
+    }
+    let fixed_inputs = options.input_values.keys().cloned().collect();
+    Ok(import_model(loaded, &options).map(|graph| (graph, fixed_inputs)))
+}
+
+/// The sizes of the named symbolic dims (`dim_param`s) of the model's inputs in the values
+/// `input_value` gives, for [`ImportOptions::dim_overrides`]. Inputs without a value, or whose value
+/// has another rank, are skipped (running the model reports them); two inputs that give a dim
+/// different sizes are an error.
+fn dim_sizes_of_inputs(
+    loaded: &sinter_onnx::LoadedModel,
+    positional_inputs: &[String],
+    input_value: &mut InputValueSource<'_>,
+) -> Result<BTreeMap<String, usize>> {
+    use sinter_onnx::proto::{tensor_shape_proto::dimension, type_proto};
+    let mut sizes: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    let Some(onnx_graph) = &loaded.model.graph else {
+        return Ok(BTreeMap::new());
+    };
+    for (position, name) in positional_inputs.iter().enumerate() {
+        let Some(info) = onnx_graph.input.iter().find(|input| input.name == *name) else {
+            continue;
+        };
+        let Some(type_proto::Value::TensorType(tensor_type)) =
+            info.r#type.as_ref().and_then(|ty| ty.value.as_ref())
+        else {
+            continue;
+        };
+        let Some(declared) = &tensor_type.shape else {
+            continue;
+        };
+        let has_params = declared
+            .dim
+            .iter()
+            .any(|dim| matches!(&dim.value, Some(dimension::Value::DimParam(p)) if !p.is_empty()));
+        if !has_params {
+            continue;
+        }
+        let Some(value) =
+            input_value(name, Some(position)).with_context(|| format!("input `{name}`"))?
+        else {
+            continue;
+        };
+        if value.rank() != declared.dim.len() {
+            continue;
+        }
+        for (dim, &size) in declared.dim.iter().zip(value.shape()) {
+            let Some(dimension::Value::DimParam(param)) = &dim.value else {
+                continue;
+            };
+            if param.is_empty() {
+                continue;
+            }
+            match sizes.get(param) {
+                Some((earlier, earlier_input)) if *earlier != size => bail!(
+                    "the inputs disagree on the symbolic dim `{param}`: it is {earlier} in \
+                     `{earlier_input}` and {size} in `{name}`"
+                ),
+                Some(_) => {}
+                None => {
+                    sizes.insert(param.clone(), (size, name.clone()));
+                }
+            }
+        }
+    }
+    Ok(sizes
+        .into_iter()
+        .map(|(param, (size, _))| (param, size))
+        .collect())
 }
 
 /// Reads a tensor file: an ONNX TensorProto if it ends in `.pb`, otherwise a `.npy` file.

@@ -26,7 +26,7 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<()> {
     let model = load_model_with_inputs(&args.model, &mut |name, position| {
         fixed_input_value(args, name, position)
     })?;
-    if let Some(note) = model.fixed_inputs_note() {
+    for note in model.import_notes() {
         writeln!(out, "{note}")?;
     }
     let inputs = collect_inputs(args, &model)?;

@@ -1,5 +1,5 @@
 //! Elementwise ONNX ops: unary math and activations, `Clip`, `Cast`, broadcasting binary ops,
-//! `Where`, and the variadic `Max`/`Min`/`Sum`/`Mean`.
+//! integer `Mod` (as `div`, `mul` and `sub`), `Where`, and the variadic `Max`/`Min`/`Sum`/`Mean`.
 //!
 //! Most map one to one. The version differences handled here:
 //! - opsets before 7 broadcast binary ops only with `broadcast = 1`, aligning the second operand at
@@ -207,6 +207,41 @@ pub(crate) fn binary(cx: &mut NodeCx, op: Op) -> NodeResult<Lowered> {
     let b = cx.input(1)?;
     let b = legacy_broadcast(cx, a, b)?;
     one(emit_binary(cx, op, a, b)?)
+}
+
+/// `Mod` of integers, which the IR has no op for: `r = a - (a / b) * b` with the IR's truncating
+/// integer division is C's `fmod` (the sign of the dividend, `fmod = 1`); for `fmod = 0` (Python's
+/// `%`, the sign of the divisor) a nonzero `r` whose sign differs from `b`'s gets `b` added. Both are
+/// exact, with the wrapping of the IR's integer arithmetic (`i64::MIN % -1` is 0), and a zero divisor
+/// is an evaluation error as in `div`. Exporters emit it in shape arithmetic, where it folds.
+///
+/// Float `Mod` (only with `fmod = 1`) is not lowered: `a - trunc(a / b) * b` rounds the quotient,
+/// so it is not the exact remainder `fmod` is.
+pub(crate) fn mod_(cx: &mut NodeCx) -> NodeResult<Lowered> {
+    let fmod = cx.attrs().flag_or("fmod", false)?;
+    let a = cx.input(0)?;
+    let b = cx.input(1)?;
+    let dtype = cx.ty(a).dtype;
+    if !dtype.is_int() {
+        return unsupported(format!(
+            "Mod of {dtype}: the IR has no exact floating-point remainder (only integer Mod is \
+             lowered)"
+        ));
+    }
+    let quotient = cx.emit1(Op::Div {}, &[a, b])?;
+    let multiple = cx.emit1(Op::Mul {}, &[quotient, b])?;
+    let remainder = cx.emit1(Op::Sub {}, &[a, multiple])?;
+    if fmod {
+        return one(remainder);
+    }
+    let zero = scalar_of(cx, dtype, 0.0);
+    let r_negative = cx.emit1(Op::Less {}, &[remainder, zero])?;
+    let b_negative = cx.emit1(Op::Less {}, &[b, zero])?;
+    let same_sign = cx.emit1(Op::Equal {}, &[r_negative, b_negative])?;
+    let r_zero = cx.emit1(Op::Equal {}, &[remainder, zero])?;
+    let no_shift = cx.emit1(Op::Or {}, &[same_sign, r_zero])?;
+    let shifted = cx.emit1(Op::Add {}, &[remainder, b])?;
+    one(cx.emit1(Op::Where {}, &[no_shift, remainder, shifted])?)
 }
 
 pub(crate) fn where_(cx: &mut NodeCx) -> NodeResult<Lowered> {

@@ -40,8 +40,10 @@
 //! onward. `Reshape` and `Expand` resolve a symbolic target into their attribute (a symbol equal to
 //! the input's dim at that axis becomes `0` for reshape and `1` for expand, one remaining unknown
 //! becomes reshape's `-1`); `ConstantOfShape` over symbolic dims fills the shape of a value that has
-//! exactly those dims; each reports the node when that is impossible. Shape nodes whose results end
-//! up unused are removed by a final dead-node sweep, as are constants nothing reads.
+//! exactly those dims, and it and `Expand` broadcast in a symbol that no input of theirs has from a
+//! value that has it (`zeros` of `[layers, batch, hidden]` for an RNN state); each reports the node
+//! when that is impossible. Shape nodes whose results end up unused are removed by a final dead-node
+//! sweep, as are constants nothing reads.
 //!
 //! **Dims of graph inputs.** `dim_value` is a static dim; `dim_param` is a symbolic dim of that name
 //! unless [`ImportOptions::dim_overrides`] fixes its size; a dim with neither gets a fresh symbol
@@ -278,6 +280,7 @@ fn lowering(op_type: &str) -> Option<Lowering> {
         "Mul" => |cx| ew::binary(cx, Op::Mul {}),
         "Div" => |cx| ew::binary(cx, Op::Div {}),
         "Pow" => |cx| ew::binary(cx, Op::Pow {}),
+        "Mod" => ew::mod_,
         "PRelu" => |cx| ew::binary(cx, Op::PRelu {}),
         "Equal" => |cx| ew::binary(cx, Op::Equal {}),
         "Less" => |cx| ew::binary(cx, Op::Less {}),

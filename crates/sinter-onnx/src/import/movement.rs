@@ -348,6 +348,19 @@ pub(crate) fn gather_elements(cx: &mut NodeCx) -> NodeResult<Lowered> {
 pub(crate) fn expand(cx: &mut NodeCx) -> NodeResult<Lowered> {
     let x = cx.input(0)?;
     let in_dims = cx.dims(x);
+    let target = cx.input(1)?;
+    // A symbol of the target that `x` does not have at that axis (`zeros` of `[2, batch, 32]`
+    // expanded from a scalar) cannot be an `expand` attribute; it is broadcast in from a value that
+    // has it.
+    if cx.imp.konst(target).is_none() {
+        if let Some(target) = cx.imp.shape_value(target) {
+            if resolve_expand(&target, &in_dims).is_err() {
+                if let Some(dims) = shape_dims(&target) {
+                    return one(broadcast_to_dims(cx, x, &dims)?);
+                }
+            }
+        }
+    }
     let shape = shape_target(cx, 1, "shape", |target| resolve_expand(target, &in_dims))?;
     one(cx.emit1(Op::Expand { shape }, &[x])?)
 }
@@ -510,16 +523,89 @@ fn shape_dims(shape: &ShapeValue) -> Option<Vec<Dim>> {
 }
 
 /// `ConstantOfShape` over symbolic dims: `where(equal(v, v), c, c)` for a value `v` that has exactly
-/// these dims, which is `c` everywhere (a NaN in `v` only picks the other, equal branch).
+/// these dims, which is `c` everywhere (a NaN in `v` only picks the other, equal branch). Without such
+/// a value, the constant is broadcast to the dims (see [`broadcast_to_dims`]).
 fn fill_like(cx: &mut NodeCx, dims: &[Dim], value: f64, dtype: DType) -> NodeResult<Lowered> {
-    let Some(like) = cx.imp.find_value_with_dims(dims) else {
-        return unsupported(format!(
-            "the shape {} is symbolic and no value of the graph has exactly these dims, but the \
-             IR's constant_of_shape needs a static shape",
-            sinter_ir::Shape(dims.to_vec())
-        ));
-    };
     let fill = super::elementwise::scalar_of(cx, dtype, value);
+    let Some(like) = cx.imp.find_value_with_dims(dims) else {
+        return one(broadcast_to_dims(cx, fill, dims)?);
+    };
     let everywhere = cx.emit1(Op::Equal {}, &[like, like])?;
     one(cx.emit1(Op::Where {}, &[everywhere, fill, fill])?)
+}
+
+/// `x` broadcast to `dims` (numpy rules, so `x` may have fewer axes), where `dims` may hold
+/// symbols that `x` lacks. The IR's `expand` takes sizes, not symbols, so `x` is expanded to the
+/// static part of `dims` (1 on the symbolic axes), and each symbol `s` that `x` lacks is broadcast in
+/// by `where(m, x, x)` with a bool mask `m` of shape `[1, .., s, .., 1]`: both branches are `x`, so
+/// the result is `x` broadcast whatever `m` holds. The mask is `equal(c, c)` for a column `c` of
+/// size `s` sliced (by `gather` at index 0 on every other axis) out of some computed value that has
+/// `s`; any other symbolic dim of that value is assumed non-empty, as it is wherever that value
+/// holds data.
+fn broadcast_to_dims(cx: &mut NodeCx, x: Opd, dims: &[Dim]) -> NodeResult<Opd> {
+    let in_dims = cx.dims(x);
+    let rank = dims.len().max(in_dims.len());
+    let (target_offset, in_offset) = (rank - dims.len(), rank - in_dims.len());
+    let mut static_target = Vec::with_capacity(dims.len());
+    let mut missing: Vec<(usize, Arc<str>)> = Vec::new();
+    for (axis, dim) in dims.iter().enumerate() {
+        match dim {
+            Dim::Static(n) => {
+                static_target.push(i64::try_from(*n).map_err(|_| {
+                    super::NodeError::Invalid(format!("target dim {n} overflows i64"))
+                })?)
+            }
+            Dim::Sym(symbol) => {
+                static_target.push(1);
+                let out_axis = axis + target_offset;
+                let in_dim = out_axis
+                    .checked_sub(in_offset)
+                    .and_then(|in_axis| in_dims.get(in_axis));
+                match in_dim {
+                    Some(in_dim) if in_dim == dim => {}
+                    // Two different symbols cannot be proven to broadcast (the IR's rule).
+                    Some(Dim::Sym(other)) => {
+                        return unsupported(format!(
+                            "axis {out_axis} of the target {} is `{symbol}` where the input has \
+                             `{other}`, which the IR cannot prove to broadcast",
+                            sinter_ir::Shape(dims.to_vec())
+                        ))
+                    }
+                    _ => missing.push((out_axis, symbol.clone())),
+                }
+            }
+        }
+    }
+    let mut y = cx.emit1(
+        Op::Expand {
+            shape: static_target,
+        },
+        &[x],
+    )?;
+    for (out_axis, symbol) in missing {
+        let Some((source, source_axis)) = cx.imp.find_value_with_symbol(&symbol) else {
+            return unsupported(format!(
+                "the shape {} has the symbolic dim `{symbol}`, but no value of the graph has it, \
+                 so the IR cannot broadcast to it",
+                sinter_ir::Shape(dims.to_vec())
+            ));
+        };
+        let n_source_axes = cx.dims(source).len();
+        let mut column = source;
+        // From the last axis down, so the axes still to remove keep their numbers.
+        for axis in (0..n_source_axes).rev().filter(|&axis| axis != source_axis) {
+            let first = cx.constant(Tensor::scalar(0i64));
+            column = cx.emit1(Op::Gather { axis: axis as i64 }, &[column, first])?;
+        }
+        let other_axes: Vec<i64> = (0..rank)
+            .filter(|&axis| axis != out_axis)
+            .map(|axis| axis as i64)
+            .collect();
+        if !other_axes.is_empty() {
+            column = cx.emit1(Op::Unsqueeze { axes: other_axes }, &[column])?;
+        }
+        let mask = cx.emit1(Op::Equal {}, &[column, column])?;
+        y = cx.emit1(Op::Where {}, &[mask, y, y])?;
+    }
+    Ok(y)
 }

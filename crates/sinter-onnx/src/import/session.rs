@@ -514,6 +514,12 @@ impl Session {
         graph: &GraphProto,
         options: &ImportOptions,
     ) -> Result<(), ImportError> {
+        // The IR has no use for a graph that computes nothing (`verify` rejects it).
+        if graph.output.is_empty() {
+            return Err(ImportError::Graph(
+                "the graph declares no outputs".to_string(),
+            ));
+        }
         for output in &graph.output {
             let error = |message: String| ImportError::Output {
                 name: output.name.clone(),

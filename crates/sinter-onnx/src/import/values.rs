@@ -233,6 +233,37 @@ impl Importer {
             .map(Opd)
     }
 
+    /// An operand computed in the graph with the symbolic dim `symbol`, and that dim's axis: the
+    /// one with the fewest elements (other symbols counted as 1), so that slicing it down to the
+    /// symbol's axis is cheap. Values with an empty static dim are skipped: they hold no element
+    /// to slice out.
+    pub(crate) fn find_value_with_symbol(&self, symbol: &str) -> Option<(Opd, usize)> {
+        let mut best: Option<(usize, Opd, usize)> = None;
+        for (opd_idx, operand) in self.operands.iter().enumerate() {
+            if operand.value.is_none() {
+                continue;
+            }
+            let dims = operand.ty.shape.dims();
+            let Some(axis) = dims
+                .iter()
+                .position(|d| matches!(d, Dim::Sym(s) if &**s == symbol))
+            else {
+                continue;
+            };
+            let size = dims.iter().try_fold(1usize, |acc, dim| match dim {
+                Dim::Static(0) => None,
+                Dim::Static(n) => Some(acc.saturating_mul(*n)),
+                Dim::Sym(_) => Some(acc),
+            });
+            if let Some(size) = size {
+                if best.is_none_or(|(best_size, _, _)| size < best_size) {
+                    best = Some((size, Opd(opd_idx), axis));
+                }
+            }
+        }
+        best.map(|(_, opd, axis)| (opd, axis))
+    }
+
     /// Replaces what `opd` depends on: `Shape` and `Size` depend on dims, not on values.
     pub(crate) fn set_deps(&mut self, opd: Opd, deps: Deps) {
         self.operands[opd.0].deps = deps;

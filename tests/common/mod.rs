@@ -1,0 +1,352 @@
+//! What the data-driven ONNX harnesses share (`tests/onnx_node.rs`, `tests/real_models.rs`): running a
+//! model on a backend-test data set the way `sinter check` does, and comparing with its outputs.
+//!
+//! A data set is a directory with `input_0.pb`, `input_1.pb`, ... and `output_0.pb`, ...: the N-th
+//! input binds to the N-th ONNX graph input that is not an initializer (the ONNX backend runner's
+//! rule), the N-th output file is the expected value of the N-th graph output. [`check_data_set`]
+//! imports the model as `sinter check` does (`crates/sinter-cli/src/commands/mod.rs`; the CLI is a
+//! binary crate, so the steps are repeated here):
+//! 1. as it is;
+//! 2. if the only obstacle is shape-like parameters (Reshape targets, reduction axes) that are graph
+//!    inputs (`UnsupportedNodes::only_needs_input_values`), again with exactly those inputs fixed to
+//!    the data set's values, since the IR keeps such parameters as attributes;
+//! 3. if that still leaves unsupported nodes, again (with step 2 as needed) with the named symbolic
+//!    dims of the inputs fixed to their sizes in the data set, since the IR has no dim expressions
+//!    (`batch * heads`); the symbolic import's error is the one reported if this fails too.
+//!
+//! It then verifies the graph, runs `sinter_ref::run` and compares every output: dtype and shape
+//! exactly, floats with `|actual - expected| <= atol + rtol * |expected|` (NaN meets NaN, an
+//! infinity the same infinity), integers and bools exactly. This is the rule of `sinter check`
+//! (`crates/sinter-cli/src/compare.rs`).
+
+use prost::Message;
+use sinter_ir::{Graph, Tensor, TensorData};
+use sinter_onnx::proto::tensor_shape_proto::dimension;
+use sinter_onnx::proto::{type_proto, TensorProto};
+use sinter_onnx::{ExternalData, ImportError, ImportOptions, LoadedModel};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// The allowed error per element: `atol + rtol * |expected|`.
+#[derive(Clone, Copy, Debug)]
+pub struct Tolerance {
+    pub rtol: f64,
+    pub atol: f64,
+}
+
+/// What was fixed at import so that a model imports, as `sinter check` reports it in its notes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Specialization {
+    /// Graph inputs fixed to the data set's values.
+    pub fixed_inputs: Vec<String>,
+    /// Symbolic dims fixed to their sizes in the data set.
+    pub fixed_dims: BTreeMap<String, usize>,
+}
+
+/// Reads a serialized TensorProto; external data would be resolved next to it.
+pub fn read_pb(path: &Path) -> Result<Tensor, String> {
+    let describe = |err: &dyn std::fmt::Display| format!("{}: {err}", path.display());
+    let bytes = std::fs::read(path).map_err(|err| describe(&err))?;
+    let proto = TensorProto::decode(bytes.as_slice()).map_err(|err| describe(&err))?;
+    let external = ExternalData::new(path.parent().unwrap_or(Path::new(".")));
+    sinter_onnx::tensor_from_proto(&proto, &external).map_err(|err| describe(&err))
+}
+
+/// `<stem>_0.pb`, `<stem>_1.pb`, ... in `dir`, up to the first missing number.
+pub fn numbered_files(dir: &Path, stem: &str) -> Vec<PathBuf> {
+    (0..)
+        .map(|idx| dir.join(format!("{stem}_{idx}.pb")))
+        .take_while(|path| path.is_file())
+        .collect()
+}
+
+/// Compares one output; `Err` describes how many elements are off and the worst one.
+pub fn compare(actual: &Tensor, expected: &Tensor, tolerance: Tolerance) -> Result<(), String> {
+    let Tolerance { rtol, atol } = tolerance;
+    if actual.dtype() != expected.dtype() || actual.shape() != expected.shape() {
+        return Err(format!(
+            "got {}{:?}, expected {}{:?}",
+            actual.dtype(),
+            actual.shape(),
+            expected.dtype(),
+            expected.shape()
+        ));
+    }
+    let (got, want) = (actual.to_f64_vec(), expected.to_f64_vec());
+    let mut n_bad = 0;
+    // (flat index, absolute error) of the worst mismatched element.
+    let mut worst: Option<(usize, f64)> = None;
+    for (elem_idx, (&a, &e)) in got.iter().zip(&want).enumerate() {
+        let error = if expected.dtype().is_float() {
+            if !a.is_finite() || !e.is_finite() {
+                let same = (a.is_nan() && e.is_nan()) || a == e;
+                if same {
+                    0.0
+                } else {
+                    f64::INFINITY
+                }
+            } else if (a - e).abs() <= atol + rtol * e.abs() {
+                0.0
+            } else {
+                (a - e).abs()
+            }
+        } else {
+            // Integers compare exactly, without rounding i64 through f64 (the other integer types
+            // and bool are exact in f64).
+            let same = match (actual.data(), expected.data()) {
+                (TensorData::I64(a), TensorData::I64(b)) => a[elem_idx] == b[elem_idx],
+                _ => a == e,
+            };
+            if same {
+                0.0
+            } else {
+                // Two i64 values can differ yet round to the same f64; the error must stay positive.
+                (a - e).abs().max(f64::MIN_POSITIVE)
+            }
+        };
+        if error > 0.0 {
+            n_bad += 1;
+            if worst.is_none_or(|(_, worst_error)| error > worst_error) {
+                worst = Some((elem_idx, error));
+            }
+        }
+    }
+    match worst {
+        None => Ok(()),
+        Some((elem_idx, error)) => Err(format!(
+            "{n_bad} of {} elements differ; worst at flat index {elem_idx}: got {:?}, expected {:?} \
+             (|diff| {error:e})",
+            expected.len(),
+            got[elem_idx],
+            want[elem_idx]
+        )),
+    }
+}
+
+/// An import error as one line; unsupported nodes as `unsupported: <op> (node `<name>`): <reason>`.
+pub fn describe_import_error(err: &ImportError, stage: &str) -> String {
+    match err {
+        ImportError::Unsupported(nodes) => {
+            let nodes: Vec<String> = nodes
+                .nodes
+                .iter()
+                .map(|node| {
+                    format!(
+                        "{} (node `{}`): {}",
+                        node.op_type, node.node_name, node.reason
+                    )
+                })
+                .collect();
+            format!("unsupported{stage}: {}", nodes.join("; "))
+        }
+        other => format!("import{stage}: {other}"),
+    }
+}
+
+/// A failed import: the importer's error, or a message when the data set lacks a needed value.
+enum ImportFailure {
+    Import {
+        err: ImportError,
+        stage: &'static str,
+    },
+    Message(String),
+}
+
+impl ImportFailure {
+    fn describe(&self) -> String {
+        match self {
+            ImportFailure::Import { err, stage } => describe_import_error(err, stage),
+            ImportFailure::Message(message) => message.clone(),
+        }
+    }
+}
+
+/// Steps 1 and 2 of the module doc under `options`: the graph and the inputs fixed.
+fn import_fixing_inputs(
+    loaded: &LoadedModel,
+    mut options: ImportOptions,
+    input_values: &BTreeMap<String, Tensor>,
+) -> Result<(Graph, Vec<String>), ImportFailure> {
+    let nodes = match sinter_onnx::import_model(loaded, &options) {
+        Ok(graph) => return Ok((graph, Vec::new())),
+        Err(ImportError::Unsupported(nodes)) if nodes.only_needs_input_values() => nodes,
+        Err(err) => return Err(ImportFailure::Import { err, stage: "" }),
+    };
+    for name in nodes.needs_input_values() {
+        let Some(value) = input_values.get(&name) else {
+            return Err(ImportFailure::Message(format!(
+                "import: needs the value of input `{name}`, which the data set lacks: {nodes}"
+            )));
+        };
+        options.input_values.insert(name, value.clone());
+    }
+    let fixed_inputs = options.input_values.keys().cloned().collect();
+    sinter_onnx::import_model(loaded, &options)
+        .map(|graph| (graph, fixed_inputs))
+        .map_err(|err| ImportFailure::Import {
+            err,
+            stage: " (inputs fixed)",
+        })
+}
+
+/// The sizes of the named symbolic dims (`dim_param`s) of the model's inputs in `input_values`.
+/// Inputs whose value has another rank are skipped (running reports them); two inputs that give a
+/// dim different sizes are an error.
+fn dim_sizes_of_inputs(
+    loaded: &LoadedModel,
+    input_values: &BTreeMap<String, Tensor>,
+) -> Result<BTreeMap<String, usize>, String> {
+    let mut sizes: BTreeMap<String, usize> = BTreeMap::new();
+    let Some(onnx_graph) = &loaded.model.graph else {
+        return Ok(sizes);
+    };
+    for input in &onnx_graph.input {
+        let Some(value) = input_values.get(&input.name) else {
+            continue;
+        };
+        let Some(type_proto::Value::TensorType(tensor_type)) =
+            input.r#type.as_ref().and_then(|ty| ty.value.as_ref())
+        else {
+            continue;
+        };
+        let Some(declared) = &tensor_type.shape else {
+            continue;
+        };
+        if declared.dim.len() != value.rank() {
+            continue;
+        }
+        for (dim, &size) in declared.dim.iter().zip(value.shape()) {
+            let Some(dimension::Value::DimParam(param)) = &dim.value else {
+                continue;
+            };
+            if param.is_empty() {
+                continue;
+            }
+            match sizes.insert(param.clone(), size) {
+                Some(earlier) if earlier != size => {
+                    return Err(format!(
+                        "harness: the inputs disagree on the symbolic dim `{param}`: {earlier} and \
+                         {size}"
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(sizes)
+}
+
+/// Imports `model_path` as `sinter check` does (see the module doc), runs it on the data set in
+/// `data_dir` and compares each output within `tolerance`. The error is one line (the reason the
+/// node suite's blessing records) followed by details.
+pub fn check_data_set(
+    model_path: &Path,
+    data_dir: &Path,
+    tolerance: Tolerance,
+) -> Result<Specialization, String> {
+    let loaded = sinter_onnx::load_model(model_path).map_err(|err| format!("decode: {err}"))?;
+    let onnx_graph = loaded
+        .model
+        .graph
+        .as_ref()
+        .ok_or("decode: the model has no graph")?;
+    let initializers: BTreeSet<&str> = onnx_graph
+        .initializer
+        .iter()
+        .map(|init| init.name.as_str())
+        .collect();
+    let positional_inputs: Vec<&str> = onnx_graph
+        .input
+        .iter()
+        .map(|input| input.name.as_str())
+        .filter(|name| !initializers.contains(name))
+        .collect();
+    let input_paths = numbered_files(data_dir, "input");
+    if input_paths.len() > positional_inputs.len() {
+        return Err(format!(
+            "harness: {} input files for {} model inputs",
+            input_paths.len(),
+            positional_inputs.len()
+        ));
+    }
+    let input_values = input_paths
+        .iter()
+        .zip(&positional_inputs)
+        .map(|(path, name)| Ok((name.to_string(), read_pb(path)?)))
+        .collect::<Result<BTreeMap<String, Tensor>, String>>()?;
+
+    let (graph, specialization) =
+        match import_fixing_inputs(&loaded, ImportOptions::default(), &input_values) {
+            Ok((graph, fixed_inputs)) => (
+                graph,
+                Specialization {
+                    fixed_inputs,
+                    fixed_dims: BTreeMap::new(),
+                },
+            ),
+            Err(
+                failure @ ImportFailure::Import {
+                    err: ImportError::Unsupported(_),
+                    ..
+                },
+            ) => {
+                let fixed_dims = dim_sizes_of_inputs(&loaded, &input_values)?;
+                if fixed_dims.is_empty() {
+                    return Err(failure.describe());
+                }
+                let options = ImportOptions {
+                    dim_overrides: fixed_dims.clone(),
+                    ..ImportOptions::default()
+                };
+                match import_fixing_inputs(&loaded, options, &input_values) {
+                    Ok((graph, fixed_inputs)) => (
+                        graph,
+                        Specialization {
+                            fixed_inputs,
+                            fixed_dims,
+                        },
+                    ),
+                    Err(_) => return Err(failure.describe()),
+                }
+            }
+            Err(failure) => return Err(failure.describe()),
+        };
+    if let Err(problems) = sinter_ir::verify(&graph) {
+        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        return Err(format!("import: invalid graph: {}", problems.join("; ")));
+    }
+
+    // Inputs the importer fixed or dropped as unused are not graph inputs any more.
+    let graph_inputs: BTreeSet<&str> = graph
+        .input_signature()
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    let inputs: Vec<(&str, Tensor)> = input_values
+        .iter()
+        .filter(|(name, _)| graph_inputs.contains(name.as_str()))
+        .map(|(name, tensor)| (name.as_str(), tensor.clone()))
+        .collect();
+    let outputs = sinter_ref::run(&graph, &inputs).map_err(|err| format!("run: {err}"))?;
+
+    let expected_paths = numbered_files(data_dir, "output");
+    if expected_paths.len() != outputs.len() {
+        return Err(format!(
+            "run: the graph has {} outputs, the case expects {}",
+            outputs.len(),
+            expected_paths.len()
+        ));
+    }
+    let mut problems = Vec::new();
+    for ((name, actual), path) in outputs.iter().zip(&expected_paths) {
+        let expected = read_pb(path)?;
+        if let Err(problem) = compare(actual, &expected, tolerance) {
+            problems.push(format!("output `{name}`: {problem}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(specialization)
+    } else {
+        Err(format!("numeric mismatch: {}", problems.join("; ")))
+    }
+}
