@@ -20,8 +20,9 @@
 
 mod common;
 
-use common::{Specialization, Tolerance};
+use common::Tolerance;
 use libtest_mimic::{Arguments, Failed, Trial};
+use sinter_onnx::Specialization;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

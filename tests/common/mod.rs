@@ -4,15 +4,9 @@
 //! A data set is a directory with `input_0.pb`, `input_1.pb`, ... and `output_0.pb`, ...: the N-th
 //! input binds to the N-th ONNX graph input that is not an initializer (the ONNX backend runner's
 //! rule), the N-th output file is the expected value of the N-th graph output. [`check_data_set`]
-//! imports the model as `sinter check` does (`crates/sinter-cli/src/commands/mod.rs`; the CLI is a
-//! binary crate, so the steps are repeated here):
-//! 1. as it is;
-//! 2. if the only obstacle is shape-like parameters (Reshape targets, reduction axes) that are graph
-//!    inputs (`UnsupportedNodes::only_needs_input_values`), again with exactly those inputs fixed to
-//!    the data set's values, since the IR keeps such parameters as attributes;
-//! 3. if that still leaves unsupported nodes, again (with step 2 as needed) with the named symbolic
-//!    dims of the inputs fixed to their sizes in the data set, since the IR has no dim expressions
-//!    (`batch * heads`); the symbolic import's error is the one reported if this fails too.
+//! imports the model as `sinter check` does, with `sinter_onnx::import_specialized`: shape-like
+//! parameters that are graph inputs, and then symbolic dims, are fixed to the data set's values
+//! when the model does not import as it is.
 //!
 //! It then verifies the graph, runs `sinter_ref::run` and compares every output: dtype and shape
 //! exactly, floats with `|actual - expected| <= atol + rtol * |expected|` (NaN meets NaN, an
@@ -20,10 +14,9 @@
 //! (`crates/sinter-cli/src/compare.rs`).
 
 use prost::Message;
-use sinter_ir::{Graph, Tensor, TensorData};
-use sinter_onnx::proto::tensor_shape_proto::dimension;
-use sinter_onnx::proto::{type_proto, TensorProto};
-use sinter_onnx::{ExternalData, ImportError, ImportOptions, LoadedModel};
+use sinter_ir::{Tensor, TensorData};
+use sinter_onnx::proto::TensorProto;
+use sinter_onnx::{ExternalData, ImportError, Specialization, SpecializeError, Specialized};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -32,15 +25,6 @@ use std::path::{Path, PathBuf};
 pub struct Tolerance {
     pub rtol: f64,
     pub atol: f64,
-}
-
-/// What was fixed at import so that a model imports, as `sinter check` reports it in its notes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Specialization {
-    /// Graph inputs fixed to the data set's values.
-    pub fixed_inputs: Vec<String>,
-    /// Symbolic dims fixed to their sizes in the data set.
-    pub fixed_dims: BTreeMap<String, usize>,
 }
 
 /// Reads a serialized TensorProto; external data would be resolved next to it.
@@ -143,99 +127,6 @@ pub fn describe_import_error(err: &ImportError, stage: &str) -> String {
     }
 }
 
-/// A failed import: the importer's error, or a message when the data set lacks a needed value.
-enum ImportFailure {
-    Import {
-        err: ImportError,
-        stage: &'static str,
-    },
-    Message(String),
-}
-
-impl ImportFailure {
-    fn describe(&self) -> String {
-        match self {
-            ImportFailure::Import { err, stage } => describe_import_error(err, stage),
-            ImportFailure::Message(message) => message.clone(),
-        }
-    }
-}
-
-/// Steps 1 and 2 of the module doc under `options`: the graph and the inputs fixed.
-fn import_fixing_inputs(
-    loaded: &LoadedModel,
-    mut options: ImportOptions,
-    input_values: &BTreeMap<String, Tensor>,
-) -> Result<(Graph, Vec<String>), ImportFailure> {
-    let nodes = match sinter_onnx::import_model(loaded, &options) {
-        Ok(graph) => return Ok((graph, Vec::new())),
-        Err(ImportError::Unsupported(nodes)) if nodes.only_needs_input_values() => nodes,
-        Err(err) => return Err(ImportFailure::Import { err, stage: "" }),
-    };
-    for name in nodes.needs_input_values() {
-        let Some(value) = input_values.get(&name) else {
-            return Err(ImportFailure::Message(format!(
-                "import: needs the value of input `{name}`, which the data set lacks: {nodes}"
-            )));
-        };
-        options.input_values.insert(name, value.clone());
-    }
-    let fixed_inputs = options.input_values.keys().cloned().collect();
-    sinter_onnx::import_model(loaded, &options)
-        .map(|graph| (graph, fixed_inputs))
-        .map_err(|err| ImportFailure::Import {
-            err,
-            stage: " (inputs fixed)",
-        })
-}
-
-/// The sizes of the named symbolic dims (`dim_param`s) of the model's inputs in `input_values`.
-/// Inputs whose value has another rank are skipped (running reports them); two inputs that give a
-/// dim different sizes are an error.
-fn dim_sizes_of_inputs(
-    loaded: &LoadedModel,
-    input_values: &BTreeMap<String, Tensor>,
-) -> Result<BTreeMap<String, usize>, String> {
-    let mut sizes: BTreeMap<String, usize> = BTreeMap::new();
-    let Some(onnx_graph) = &loaded.model.graph else {
-        return Ok(sizes);
-    };
-    for input in &onnx_graph.input {
-        let Some(value) = input_values.get(&input.name) else {
-            continue;
-        };
-        let Some(type_proto::Value::TensorType(tensor_type)) =
-            input.r#type.as_ref().and_then(|ty| ty.value.as_ref())
-        else {
-            continue;
-        };
-        let Some(declared) = &tensor_type.shape else {
-            continue;
-        };
-        if declared.dim.len() != value.rank() {
-            continue;
-        }
-        for (dim, &size) in declared.dim.iter().zip(value.shape()) {
-            let Some(dimension::Value::DimParam(param)) = &dim.value else {
-                continue;
-            };
-            if param.is_empty() {
-                continue;
-            }
-            match sizes.insert(param.clone(), size) {
-                Some(earlier) if earlier != size => {
-                    return Err(format!(
-                        "harness: the inputs disagree on the symbolic dim `{param}`: {earlier} and \
-                         {size}"
-                    ))
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(sizes)
-}
-
 /// Imports `model_path` as `sinter check` does (see the module doc), runs it on the data set in
 /// `data_dir` and compares each output within `tolerance`. The error is one line (the reason the
 /// node suite's blessing records) followed by details.
@@ -245,22 +136,7 @@ pub fn check_data_set(
     tolerance: Tolerance,
 ) -> Result<Specialization, String> {
     let loaded = sinter_onnx::load_model(model_path).map_err(|err| format!("decode: {err}"))?;
-    let onnx_graph = loaded
-        .model
-        .graph
-        .as_ref()
-        .ok_or("decode: the model has no graph")?;
-    let initializers: BTreeSet<&str> = onnx_graph
-        .initializer
-        .iter()
-        .map(|init| init.name.as_str())
-        .collect();
-    let positional_inputs: Vec<&str> = onnx_graph
-        .input
-        .iter()
-        .map(|input| input.name.as_str())
-        .filter(|name| !initializers.contains(name))
-        .collect();
+    let positional_inputs = sinter_onnx::positional_inputs(&loaded.model);
     let input_paths = numbered_files(data_dir, "input");
     if input_paths.len() > positional_inputs.len() {
         return Err(format!(
@@ -275,42 +151,17 @@ pub fn check_data_set(
         .map(|(path, name)| Ok((name.to_string(), read_pb(path)?)))
         .collect::<Result<BTreeMap<String, Tensor>, String>>()?;
 
-    let (graph, specialization) =
-        match import_fixing_inputs(&loaded, ImportOptions::default(), &input_values) {
-            Ok((graph, fixed_inputs)) => (
-                graph,
-                Specialization {
-                    fixed_inputs,
-                    fixed_dims: BTreeMap::new(),
-                },
-            ),
-            Err(
-                failure @ ImportFailure::Import {
-                    err: ImportError::Unsupported(_),
-                    ..
-                },
-            ) => {
-                let fixed_dims = dim_sizes_of_inputs(&loaded, &input_values)?;
-                if fixed_dims.is_empty() {
-                    return Err(failure.describe());
-                }
-                let options = ImportOptions {
-                    dim_overrides: fixed_dims.clone(),
-                    ..ImportOptions::default()
-                };
-                match import_fixing_inputs(&loaded, options, &input_values) {
-                    Ok((graph, fixed_inputs)) => (
-                        graph,
-                        Specialization {
-                            fixed_inputs,
-                            fixed_dims,
-                        },
-                    ),
-                    Err(_) => return Err(failure.describe()),
-                }
-            }
-            Err(failure) => return Err(failure.describe()),
-        };
+    let mut value_of = |name: &str| Ok(input_values.get(name).cloned());
+    let Specialized {
+        graph,
+        specialization,
+    } = sinter_onnx::import_specialized(&loaded, &mut value_of).map_err(|err| match err {
+        SpecializeError::Import {
+            error,
+            inputs_fixed,
+        } => describe_import_error(&error, if inputs_fixed { " (inputs fixed)" } else { "" }),
+        other => format!("harness: {other}"),
+    })?;
     if let Err(problems) = sinter_ir::verify(&graph) {
         let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
         return Err(format!("import: invalid graph: {}", problems.join("; ")));

@@ -10,6 +10,9 @@
 //! - [`import_file`] / [`import_model`]: build a [`sinter_ir::Graph`] from a model, folding constant
 //!   and shape subgraphs and reporting every unsupported node in one [`ImportError::Unsupported`]
 //!   (see the `import` module's docs for the design).
+//! - [`import_specialized`]: import a model that needs its input values (shape-like parameters given
+//!   as graph inputs, dims like `batch * heads`), the one policy `sinter run`/`check` and the test
+//!   harnesses share.
 //!
 //! ```
 //! use sinter_onnx::{load_model, tensor_from_proto};
@@ -31,6 +34,7 @@
 mod decode;
 mod import;
 pub mod proto;
+mod specialize;
 mod tensor;
 
 pub use decode::{
@@ -40,5 +44,8 @@ pub use decode::{
 pub use import::{
     import_file, import_model, import_model_proto, ImportError, ImportOptions, UnsupportedNode,
     UnsupportedNodes, MAX_FOLDED_ELEMENTS,
+};
+pub use specialize::{
+    import_specialized, positional_inputs, Specialization, SpecializeError, Specialized,
 };
 pub use tensor::{tensor_from_proto, ExternalData, TensorError};

@@ -14,8 +14,7 @@ use crate::pb::read_pb;
 use anyhow::{bail, Context, Result};
 use sinter_ir::text::{parse_graph, ParseOptions};
 use sinter_ir::{Graph, Tensor};
-use sinter_onnx::{import_model, ImportError, ImportOptions};
-use std::collections::{BTreeMap, BTreeSet};
+use sinter_onnx::{import_specialized, ImportError, Specialization, SpecializeError, Specialized};
 use std::fmt;
 use std::io::{self, Write};
 use std::path::Path;
@@ -81,12 +80,9 @@ pub struct Model {
     /// `fixed_inputs`), so a name here need not be an input of `graph`. For a `.sir` model they are the
     /// graph's inputs in order.
     pub positional_inputs: Vec<String>,
-    /// ONNX graph inputs whose values were fixed at import, so they are constants of `graph`.
-    pub fixed_inputs: Vec<String>,
-    /// Symbolic dims of the ONNX inputs fixed at import to the sizes in the given inputs, because
-    /// the model does not import with them symbolic (the IR has no dim expressions such as
-    /// `batch * heads`). Empty when the graph keeps its symbolic dims.
-    pub fixed_dims: BTreeMap<String, usize>,
+    /// ONNX graph inputs and symbolic dims fixed at import to the given values
+    /// (`sinter_onnx::import_specialized`). Empty when the model imported as it is.
+    pub specialization: Specialization,
     pub is_onnx: bool,
 }
 
@@ -115,11 +111,11 @@ impl Model {
 
     /// A note naming the symbolic dims fixed at import, if any.
     fn fixed_dims_note(&self) -> Option<String> {
-        if self.fixed_dims.is_empty() {
+        let fixed_dims = &self.specialization.fixed_dims;
+        if fixed_dims.is_empty() {
             return None;
         }
-        let sizes: Vec<String> = self
-            .fixed_dims
+        let sizes: Vec<String> = fixed_dims
             .iter()
             .map(|(param, size)| format!("`{param}` = {size}"))
             .collect();
@@ -132,11 +128,12 @@ impl Model {
 
     /// A note naming the inputs fixed at import, if any.
     fn fixed_inputs_note(&self) -> Option<String> {
-        if self.fixed_inputs.is_empty() {
+        let fixed_inputs = &self.specialization.fixed_inputs;
+        if fixed_inputs.is_empty() {
             return None;
         }
-        let names: Vec<String> = self.fixed_inputs.iter().map(|n| format!("`{n}`")).collect();
-        let plural = self.fixed_inputs.len() > 1;
+        let names: Vec<String> = fixed_inputs.iter().map(|n| format!("`{n}`")).collect();
+        let plural = fixed_inputs.len() > 1;
         Some(if plural {
             format!(
                 "note: inputs {} fixed at import to the given values: the IR needs them as constants",
@@ -169,13 +166,10 @@ pub fn load_model(path: &Path) -> Result<Model> {
     load_model_with_inputs(path, &mut |_, _| Ok(None))
 }
 
-/// Like [`load_model`], and when an ONNX model has shape-like parameters (a Reshape target, Slice
-/// bounds, reduction axes) that are graph inputs, which the IR needs as constants, imports it again
-/// with those inputs fixed to the values `input_value` gives. When the model still does not import,
-/// it is imported once more with the named symbolic dims of its inputs fixed to their sizes in those
-/// values (`ImportOptions::dim_overrides`): a node whose output would have a dim like `batch * heads`
-/// has no IR form with `batch` symbolic. The fixed inputs and dims are listed in
-/// `Model::fixed_inputs` and `Model::fixed_dims`.
+/// Like [`load_model`], and an ONNX model that does not import as it is gets specialised on the
+/// values `input_value` gives (`sinter_onnx::import_specialized`: shape-like parameters that are
+/// graph inputs fixed to their values, then symbolic dims fixed to their sizes); what was fixed is in
+/// `Model::specialization`.
 pub fn load_model_with_inputs(
     path: &Path,
     input_value: &mut InputValueSource<'_>,
@@ -193,8 +187,7 @@ pub fn load_model_with_inputs(
     Ok(Model {
         graph,
         positional_inputs,
-        fixed_inputs: Vec::new(),
-        fixed_dims: BTreeMap::new(),
+        specialization: Specialization::default(),
         is_onnx: false,
     })
 }
@@ -204,71 +197,20 @@ pub fn load_model_with_inputs(
 /// `main` exits with 2 for it rather than 1.
 fn load_onnx(path: &Path, input_value: &mut InputValueSource<'_>) -> Result<Model> {
     let loaded = sinter_onnx::load_model(path)?;
-    let positional_inputs: Vec<String> = match &loaded.model.graph {
-        Some(onnx_graph) => {
-            let initializers: BTreeSet<&str> = onnx_graph
-                .initializer
-                .iter()
-                .map(|init| init.name.as_str())
-                .collect();
-            onnx_graph
-                .input
-                .iter()
-                .filter(|input| !initializers.contains(input.name.as_str()))
-                .map(|input| input.name.clone())
-                .collect()
-        }
-        None => Vec::new(),
+    let positional_inputs = sinter_onnx::positional_inputs(&loaded.model);
+    let mut value_of = |name: &str| {
+        let position = positional_inputs.iter().position(|n| n == name);
+        input_value(name, position).map_err(|err| format!("{err:#}"))
     };
-    let import_error = |err: ImportError| -> anyhow::Error {
-        let message = format!("cannot import `{}`", path.display());
-        match err {
-            ImportError::Unsupported(nodes) => {
-                let mut text = format!("{message}: {nodes}");
-                let needed = nodes.needs_input_values();
-                if !needed.is_empty() {
-                    let names: Vec<String> = needed.iter().map(|n| format!("`{n}`")).collect();
-                    text.push_str(&format!(
-                        "\n(`sinter run` and `sinter check` fix {} at import when given {})",
-                        names.join(", "),
-                        if needed.len() == 1 {
-                            "its value"
-                        } else {
-                            "their values"
-                        }
-                    ));
-                }
-                NotAvailable(text).into()
-            }
-            other => anyhow::Error::new(other).context(message),
+    let Specialized {
+        graph,
+        specialization,
+    } = match import_specialized(&loaded, &mut value_of) {
+        Ok(specialized) => specialized,
+        Err(SpecializeError::Import { error, .. }) => {
+            return Err(import_error(path, error));
         }
-    };
-    let (graph, fixed_inputs, fixed_dims) = match import_fixing_inputs(
-        &loaded,
-        ImportOptions::default(),
-        &positional_inputs,
-        input_value,
-    )? {
-        Ok((graph, fixed_inputs)) => (graph, fixed_inputs, BTreeMap::new()),
-        Err(err @ ImportError::Unsupported(_)) => {
-            // The IR has no dim expressions, so a node whose output would have a dim like
-            // `batch * heads` cannot be imported with `batch` symbolic; with the sizes of the
-            // given inputs it can. The symbolic import's error is the one reported: it lists
-            // every obstacle.
-            let dims = dim_sizes_of_inputs(&loaded, &positional_inputs, input_value)?;
-            if dims.is_empty() {
-                return Err(import_error(err));
-            }
-            let options = ImportOptions {
-                dim_overrides: dims.clone(),
-                ..ImportOptions::default()
-            };
-            match import_fixing_inputs(&loaded, options, &positional_inputs, input_value)? {
-                Ok((graph, fixed_inputs)) => (graph, fixed_inputs, dims),
-                Err(_) => return Err(import_error(err)),
-            }
-        }
-        Err(err) => return Err(import_error(err)),
+        Err(other) => return Err(other.into()),
     };
     // The importer builds graphs that verify; checking here turns an importer bug into an error that
     // names the problem instead of a wrong result later.
@@ -276,102 +218,35 @@ fn load_onnx(path: &Path, input_value: &mut InputValueSource<'_>) -> Result<Mode
     Ok(Model {
         graph,
         positional_inputs,
-        fixed_inputs,
-        fixed_dims,
+        specialization,
         is_onnx: true,
     })
 }
 
-/// Imports with `options`, and when the only obstacle is shape-like parameters that are graph inputs,
-/// again with those inputs fixed to the values `input_value` gives; returns the graph and the fixed
-/// inputs. The outer error is a failure to read a value, the inner one the import's.
-fn import_fixing_inputs(
-    loaded: &sinter_onnx::LoadedModel,
-    mut options: ImportOptions,
-    positional_inputs: &[String],
-    input_value: &mut InputValueSource<'_>,
-) -> Result<Result<(Graph, Vec<String>), ImportError>> {
-    let nodes = match import_model(loaded, &options) {
-        Ok(graph) => return Ok(Ok((graph, Vec::new()))),
-        Err(ImportError::Unsupported(nodes)) if nodes.only_needs_input_values() => nodes,
-        Err(err) => return Ok(Err(err)),
-    };
-    for name in nodes.needs_input_values() {
-        let position = positional_inputs.iter().position(|n| *n == name);
-        let value = input_value(&name, position).with_context(|| format!("input `{name}`"))?;
-        let Some(value) = value else {
-            return Ok(Err(ImportError::Unsupported(nodes)));
-        };
-        options.input_values.insert(name, value);
-    }
-    let fixed_inputs = options.input_values.keys().cloned().collect();
-    Ok(import_model(loaded, &options).map(|graph| (graph, fixed_inputs)))
-}
-
-/// The sizes of the named symbolic dims (`dim_param`s) of the model's inputs in the values
-/// `input_value` gives, for [`ImportOptions::dim_overrides`]. Inputs without a value, or whose value
-/// has another rank, are skipped (running the model reports them); two inputs that give a dim
-/// different sizes are an error.
-fn dim_sizes_of_inputs(
-    loaded: &sinter_onnx::LoadedModel,
-    positional_inputs: &[String],
-    input_value: &mut InputValueSource<'_>,
-) -> Result<BTreeMap<String, usize>> {
-    use sinter_onnx::proto::{tensor_shape_proto::dimension, type_proto};
-    let mut sizes: BTreeMap<String, (usize, String)> = BTreeMap::new();
-    let Some(onnx_graph) = &loaded.model.graph else {
-        return Ok(BTreeMap::new());
-    };
-    for (position, name) in positional_inputs.iter().enumerate() {
-        let Some(info) = onnx_graph.input.iter().find(|input| input.name == *name) else {
-            continue;
-        };
-        let Some(type_proto::Value::TensorType(tensor_type)) =
-            info.r#type.as_ref().and_then(|ty| ty.value.as_ref())
-        else {
-            continue;
-        };
-        let Some(declared) = &tensor_type.shape else {
-            continue;
-        };
-        let has_params = declared
-            .dim
-            .iter()
-            .any(|dim| matches!(&dim.value, Some(dimension::Value::DimParam(p)) if !p.is_empty()));
-        if !has_params {
-            continue;
-        }
-        let Some(value) =
-            input_value(name, Some(position)).with_context(|| format!("input `{name}`"))?
-        else {
-            continue;
-        };
-        if value.rank() != declared.dim.len() {
-            continue;
-        }
-        for (dim, &size) in declared.dim.iter().zip(value.shape()) {
-            let Some(dimension::Value::DimParam(param)) = &dim.value else {
-                continue;
-            };
-            if param.is_empty() {
-                continue;
+/// The error for a model that does not import. A model that is valid but uses ops or features
+/// sinter does not support yet is [`NotAvailable`], so `main` exits with 2 for it rather than 1.
+fn import_error(path: &Path, err: ImportError) -> anyhow::Error {
+    let message = format!("cannot import `{}`", path.display());
+    match err {
+        ImportError::Unsupported(nodes) => {
+            let mut text = format!("{message}: {nodes}");
+            let needed = nodes.needs_input_values();
+            if !needed.is_empty() {
+                let names: Vec<String> = needed.iter().map(|n| format!("`{n}`")).collect();
+                text.push_str(&format!(
+                    "\n(`sinter run` and `sinter check` fix {} at import when given {})",
+                    names.join(", "),
+                    if needed.len() == 1 {
+                        "its value"
+                    } else {
+                        "their values"
+                    }
+                ));
             }
-            match sizes.get(param) {
-                Some((earlier, earlier_input)) if *earlier != size => bail!(
-                    "the inputs disagree on the symbolic dim `{param}`: it is {earlier} in \
-                     `{earlier_input}` and {size} in `{name}`"
-                ),
-                Some(_) => {}
-                None => {
-                    sizes.insert(param.clone(), (size, name.clone()));
-                }
-            }
+            NotAvailable(text).into()
         }
+        other => anyhow::Error::new(other).context(message),
     }
-    Ok(sizes
-        .into_iter()
-        .map(|(param, (size, _))| (param, size))
-        .collect())
 }
 
 /// Reads a tensor file: an ONNX TensorProto if it ends in `.pb`, otherwise a `.npy` file.
