@@ -7,14 +7,15 @@
 //! after it, so no case can be skipped without showing up as a failure: a directory whose manifest or
 //! files are broken fails like a wrong result does.
 //!
-//! A test parses and verifies the model, runs it with `sinter_ref::run` and compares every output:
-//! dtype and shape exactly, float values with `|actual - expected| <= atol + rtol * |expected|` (NaN
-//! must meet NaN, an infinity the same infinity), integers and bools exactly. A mismatch reports the
-//! worst element. After the run a per-op pass count is printed, and one extra test checks that every
+//! A test parses and verifies the model, runs it with `sinter_ref::run` and compares every output
+//! with `sinter_ref::compare` (the rule of `sinter check`): dtype and shape exactly, float values
+//! with `|actual - expected| <= atol + rtol * |expected|` (NaN must meet NaN, an infinity the same
+//! infinity), integers and bools exactly. A mismatch reports the worst absolute and relative errors. After the run a per-op pass count is printed, and one extra test checks that every
 //! op in `Op::NAMES` has at least one case.
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use sinter_ir::{Op, Tensor, TensorData};
+use sinter_ref::compare::{compare, Tolerance};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -103,140 +104,6 @@ fn read_npy(path: &Path) -> Result<Tensor, String> {
     Tensor::new(shape, data).map_err(|err| format!("{}: {err}", path.display()))
 }
 
-/// The multi-dimensional index of flat element `flat_idx` in a row-major tensor of `shape`.
-fn unravel(mut flat_idx: usize, shape: &[usize]) -> Vec<usize> {
-    let mut index = vec![0; shape.len()];
-    for (axis, &dim) in shape.iter().enumerate().rev() {
-        if dim > 0 {
-            index[axis] = flat_idx % dim;
-            flat_idx /= dim;
-        }
-    }
-    index
-}
-
-/// How far `actual` is from `expected`, in units of the allowed error: at most 1 passes. A NaN or
-/// infinity that is not matched exactly is infinitely far.
-fn float_excess(actual: f64, expected: f64, rtol: f64, atol: f64) -> f64 {
-    if expected.is_nan() || actual.is_nan() || expected.is_infinite() || actual.is_infinite() {
-        let same = (expected.is_nan() && actual.is_nan()) || actual == expected;
-        return if same { 0.0 } else { f64::INFINITY };
-    }
-    let allowed = atol + rtol * expected.abs();
-    let error = (actual - expected).abs();
-    if error == 0.0 {
-        0.0
-    } else if allowed == 0.0 {
-        f64::INFINITY
-    } else {
-        error / allowed
-    }
-}
-
-/// Compares one output; `Err` describes the worst element and how many elements are off.
-fn compare(
-    name: &str,
-    actual: &Tensor,
-    expected: &Tensor,
-    rtol: f64,
-    atol: f64,
-) -> Result<(), String> {
-    if actual.dtype() != expected.dtype() || actual.shape() != expected.shape() {
-        return Err(format!(
-            "output `{name}`: got {}{:?}, expected {}{:?}",
-            actual.dtype(),
-            actual.shape(),
-            expected.dtype(),
-            expected.shape()
-        ));
-    }
-    let shape = expected.shape();
-    let report = |n_bad: usize, worst_idx: usize, got: String, want: String, extra: String| {
-        format!(
-            "output `{name}`: {n_bad} of {} elements differ; worst at {:?}: got {got}, expected {want}{extra}",
-            expected.len(),
-            unravel(worst_idx, shape)
-        )
-    };
-    match (actual.data(), expected.data()) {
-        (TensorData::F32(_), TensorData::F32(_)) | (TensorData::F64(_), TensorData::F64(_)) => {
-            let got = actual.to_f64_vec();
-            let want = expected.to_f64_vec();
-            let mut n_bad = 0;
-            let mut worst: Option<(usize, f64)> = None;
-            for (elem_idx, (&a, &e)) in got.iter().zip(&want).enumerate() {
-                let excess = float_excess(a, e, rtol, atol);
-                if excess > 1.0 {
-                    n_bad += 1;
-                    if worst.is_none_or(|(_, w)| excess > w) {
-                        worst = Some((elem_idx, excess));
-                    }
-                }
-            }
-            match worst {
-                None => Ok(()),
-                Some((elem_idx, _)) => Err(report(
-                    n_bad,
-                    elem_idx,
-                    format!("{:?}", got[elem_idx]),
-                    format!("{:?}", want[elem_idx]),
-                    format!(
-                        " (|diff| {:e}, allowed {:e})",
-                        (got[elem_idx] - want[elem_idx]).abs(),
-                        atol + rtol * want[elem_idx].abs()
-                    ),
-                )),
-            }
-        }
-        _ => {
-            // Integers and bools must match exactly; the worst element is the one furthest off.
-            let mut n_bad = 0;
-            let mut worst: Option<(usize, f64)> = None;
-            for elem_idx in 0..expected.len() {
-                let same = exact_elem_eq(actual.data(), expected.data(), elem_idx);
-                if !same {
-                    n_bad += 1;
-                    let distance =
-                        (actual.data().get_f64(elem_idx) - expected.data().get_f64(elem_idx)).abs();
-                    if worst.is_none_or(|(_, w)| distance > w) {
-                        worst = Some((elem_idx, distance));
-                    }
-                }
-            }
-            match worst {
-                None => Ok(()),
-                Some((elem_idx, _)) => Err(report(
-                    n_bad,
-                    elem_idx,
-                    elem_text(actual.data(), elem_idx),
-                    elem_text(expected.data(), elem_idx),
-                    String::new(),
-                )),
-            }
-        }
-    }
-}
-
-/// Element equality without going through f64, so i64 values beyond 2^53 compare exactly.
-fn exact_elem_eq(a: &TensorData, b: &TensorData, elem_idx: usize) -> bool {
-    match (a, b) {
-        (TensorData::I64(a), TensorData::I64(b)) => a[elem_idx] == b[elem_idx],
-        (TensorData::I32(a), TensorData::I32(b)) => a[elem_idx] == b[elem_idx],
-        (TensorData::I8(a), TensorData::I8(b)) => a[elem_idx] == b[elem_idx],
-        (TensorData::U8(a), TensorData::U8(b)) => a[elem_idx] == b[elem_idx],
-        (TensorData::Bool(a), TensorData::Bool(b)) => a[elem_idx] == b[elem_idx],
-        _ => false,
-    }
-}
-
-fn elem_text(data: &TensorData, elem_idx: usize) -> String {
-    match data {
-        TensorData::I64(v) => v[elem_idx].to_string(),
-        TensorData::Bool(v) => v[elem_idx].to_string(),
-        _ => format!("{}", data.get_f64(elem_idx)),
-    }
-}
-
 /// Runs one case directory end to end.
 fn run_case(dir: &Path, manifest: &Manifest) -> Result<(), String> {
     let graph =
@@ -280,8 +147,13 @@ fn run_case(dir: &Path, manifest: &Manifest) -> Result<(), String> {
     let mut problems = Vec::new();
     for (output_idx, (name, actual)) in outputs.iter().enumerate() {
         let expected = read_npy(&dir.join(format!("output_{output_idx}.npy")))?;
-        if let Err(problem) = compare(name, actual, &expected, manifest.rtol, manifest.atol) {
-            problems.push(problem);
+        let tolerance = Tolerance {
+            rtol: manifest.rtol,
+            atol: manifest.atol,
+        };
+        let comparison = compare(actual, &expected, tolerance);
+        if !comparison.matches() {
+            problems.push(format!("output `{name}`: {comparison}"));
         }
     }
     if problems.is_empty() {

@@ -8,24 +8,18 @@
 //! parameters that are graph inputs, and then symbolic dims, are fixed to the data set's values
 //! when the model does not import as it is.
 //!
-//! It then verifies the graph, runs `sinter_ref::run` and compares every output: dtype and shape
-//! exactly, floats with `|actual - expected| <= atol + rtol * |expected|` (NaN meets NaN, an
-//! infinity the same infinity), integers and bools exactly. This is the rule of `sinter check`
-//! (`crates/sinter-cli/src/compare.rs`).
+//! It then verifies the graph, runs `sinter_ref::run` and compares every output with
+//! `sinter_ref::compare`, the rule of `sinter check`.
 
 use prost::Message;
-use sinter_ir::{Tensor, TensorData};
+use sinter_ir::Tensor;
 use sinter_onnx::proto::TensorProto;
 use sinter_onnx::{ExternalData, ImportError, Specialization, SpecializeError, Specialized};
+use sinter_ref::compare::compare;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// The allowed error per element: `atol + rtol * |expected|`.
-#[derive(Clone, Copy, Debug)]
-pub struct Tolerance {
-    pub rtol: f64,
-    pub atol: f64,
-}
+pub use sinter_ref::compare::Tolerance;
 
 /// Reads a serialized TensorProto; external data would be resolved next to it.
 pub fn read_pb(path: &Path) -> Result<Tensor, String> {
@@ -42,69 +36,6 @@ pub fn numbered_files(dir: &Path, stem: &str) -> Vec<PathBuf> {
         .map(|idx| dir.join(format!("{stem}_{idx}.pb")))
         .take_while(|path| path.is_file())
         .collect()
-}
-
-/// Compares one output; `Err` describes how many elements are off and the worst one.
-pub fn compare(actual: &Tensor, expected: &Tensor, tolerance: Tolerance) -> Result<(), String> {
-    let Tolerance { rtol, atol } = tolerance;
-    if actual.dtype() != expected.dtype() || actual.shape() != expected.shape() {
-        return Err(format!(
-            "got {}{:?}, expected {}{:?}",
-            actual.dtype(),
-            actual.shape(),
-            expected.dtype(),
-            expected.shape()
-        ));
-    }
-    let (got, want) = (actual.to_f64_vec(), expected.to_f64_vec());
-    let mut n_bad = 0;
-    // (flat index, absolute error) of the worst mismatched element.
-    let mut worst: Option<(usize, f64)> = None;
-    for (elem_idx, (&a, &e)) in got.iter().zip(&want).enumerate() {
-        let error = if expected.dtype().is_float() {
-            if !a.is_finite() || !e.is_finite() {
-                let same = (a.is_nan() && e.is_nan()) || a == e;
-                if same {
-                    0.0
-                } else {
-                    f64::INFINITY
-                }
-            } else if (a - e).abs() <= atol + rtol * e.abs() {
-                0.0
-            } else {
-                (a - e).abs()
-            }
-        } else {
-            // Integers compare exactly, without rounding i64 through f64 (the other integer types
-            // and bool are exact in f64).
-            let same = match (actual.data(), expected.data()) {
-                (TensorData::I64(a), TensorData::I64(b)) => a[elem_idx] == b[elem_idx],
-                _ => a == e,
-            };
-            if same {
-                0.0
-            } else {
-                // Two i64 values can differ yet round to the same f64; the error must stay positive.
-                (a - e).abs().max(f64::MIN_POSITIVE)
-            }
-        };
-        if error > 0.0 {
-            n_bad += 1;
-            if worst.is_none_or(|(_, worst_error)| error > worst_error) {
-                worst = Some((elem_idx, error));
-            }
-        }
-    }
-    match worst {
-        None => Ok(()),
-        Some((elem_idx, error)) => Err(format!(
-            "{n_bad} of {} elements differ; worst at flat index {elem_idx}: got {:?}, expected {:?} \
-             (|diff| {error:e})",
-            expected.len(),
-            got[elem_idx],
-            want[elem_idx]
-        )),
-    }
 }
 
 /// An import error as one line; unsupported nodes as `unsupported: <op> (node `<name>`): <reason>`.
@@ -191,8 +122,9 @@ pub fn check_data_set(
     let mut problems = Vec::new();
     for ((name, actual), path) in outputs.iter().zip(&expected_paths) {
         let expected = read_pb(path)?;
-        if let Err(problem) = compare(actual, &expected, tolerance) {
-            problems.push(format!("output `{name}`: {problem}"));
+        let comparison = compare(actual, &expected, tolerance);
+        if !comparison.matches() {
+            problems.push(format!("output `{name}`: {comparison}"));
         }
     }
     if problems.is_empty() {

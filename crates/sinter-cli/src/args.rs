@@ -4,8 +4,8 @@
 //! accepted where the interface in DESIGN.md promises them, so scripts written today keep working; the
 //! commands answer "not available yet" for the parts that do not exist.
 
-use crate::compare::Tolerance;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use sinter_ref::compare::Tolerance;
 use std::path::PathBuf;
 
 /// sinter: a model compiler for neural networks on the CPU.

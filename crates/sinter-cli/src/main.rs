@@ -13,7 +13,6 @@
 
 mod args;
 mod commands;
-mod compare;
 mod npy;
 mod pb;
 

@@ -13,6 +13,7 @@
 //! Op implementations live in one module per family; each exposes `eval(op, inputs)`.
 
 mod attention;
+pub mod compare;
 mod conv;
 mod elementwise;
 pub mod index;

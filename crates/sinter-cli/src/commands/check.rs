@@ -11,16 +11,16 @@
 //! attributes; a model that still does not import is imported with the symbolic dims of its inputs
 //! fixed to the data set's sizes, since the IR has no dim expressions (`batch * heads`). A note names
 //! what was fixed (see `super::load_model_with_inputs`). Each output gets one line with its verdict and worst errors (see
-//! `crate::compare`). The command returns [`Outcome::Mismatch`] when some output differs; every
+//! `sinter_ref::compare`). The command returns [`Outcome::Mismatch`] when some output differs; every
 //! other problem is an error, which `main` turns into exit code 2 ("could not compare") for this
 //! command.
 
 use super::run::{refuse_unavailable_backend, run_reference, LoadedInput};
 use super::{load_model_with_inputs, Outcome};
 use crate::args::CheckArgs;
-use crate::compare::{compare, Tolerance};
 use crate::pb::read_pb;
 use anyhow::{bail, Context, Result};
+use sinter_ref::compare::{compare, Tolerance};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
