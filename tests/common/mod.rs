@@ -11,10 +11,8 @@
 //! It then verifies the graph, runs `sinter_ref::run` and compares every output with
 //! `sinter_ref::compare`, the rule of `sinter check`.
 
-use prost::Message;
 use sinter_ir::Tensor;
-use sinter_onnx::proto::TensorProto;
-use sinter_onnx::{ExternalData, ImportError, Specialization, SpecializeError, Specialized};
+use sinter_onnx::{ImportError, Specialization, SpecializeError, Specialized};
 use sinter_ref::compare::compare;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -25,9 +23,8 @@ pub use sinter_ref::compare::Tolerance;
 pub fn read_pb(path: &Path) -> Result<Tensor, String> {
     let describe = |err: &dyn std::fmt::Display| format!("{}: {err}", path.display());
     let bytes = std::fs::read(path).map_err(|err| describe(&err))?;
-    let proto = TensorProto::decode(bytes.as_slice()).map_err(|err| describe(&err))?;
-    let external = ExternalData::new(path.parent().unwrap_or(Path::new(".")));
-    sinter_onnx::tensor_from_proto(&proto, &external).map_err(|err| describe(&err))
+    sinter_onnx::decode_tensor(&bytes, path.parent().unwrap_or(Path::new(".")))
+        .map_err(|err| describe(&err))
 }
 
 /// `<stem>_0.pb`, `<stem>_1.pb`, ... in `dir`, up to the first missing number.

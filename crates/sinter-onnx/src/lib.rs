@@ -48,4 +48,4 @@ pub use import::{
 pub use specialize::{
     import_specialized, positional_inputs, Specialization, SpecializeError, Specialized,
 };
-pub use tensor::{tensor_from_proto, ExternalData, TensorError};
+pub use tensor::{decode_tensor, encode_tensor, tensor_from_proto, ExternalData, TensorError};

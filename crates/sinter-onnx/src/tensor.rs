@@ -34,6 +34,10 @@ use std::sync::Mutex;
 /// `name` field is empty).
 #[derive(Debug, thiserror::Error)]
 pub enum TensorError {
+    #[error("not a valid ONNX TensorProto: {0}")]
+    Malformed(#[from] prost::DecodeError),
+    #[error("tensor `{tensor}` cannot be written as a TensorProto: {reason}")]
+    NotEncodable { tensor: String, reason: String },
     #[error("tensor `{tensor}` has ONNX element type {onnx_type}, which sinter does not support")]
     UnsupportedDType {
         tensor: String,
@@ -591,8 +595,113 @@ fn decode_typed(
     })
 }
 
+/// Decodes a serialized `TensorProto`, the tensor file of the ONNX backend-test layout
+/// (`input_0.pb`, `output_0.pb`), with the checks of [`tensor_from_proto`]; external data is resolved
+/// inside `dir`.
+pub fn decode_tensor(bytes: &[u8], dir: &Path) -> Result<Tensor, TensorError> {
+    let proto = <TensorProto as prost::Message>::decode(bytes)?;
+    tensor_from_proto(&proto, &ExternalData::new(dir))
+}
+
+/// Encodes `tensor` as a serialized `TensorProto` named `name`, elements in `raw_data`
+/// (little-endian, bool as one byte), the form onnx's `numpy_helper.from_array` writes.
+pub fn encode_tensor(name: &str, tensor: &Tensor) -> Result<Vec<u8>, TensorError> {
+    let not_encodable = |reason: String| TensorError::NotEncodable {
+        tensor: name.to_string(),
+        reason,
+    };
+    let data_type = match tensor.dtype() {
+        DType::F32 => DataType::Float,
+        DType::F64 => DataType::Double,
+        DType::I64 => DataType::Int64,
+        DType::I32 => DataType::Int32,
+        DType::I8 => DataType::Int8,
+        DType::U8 => DataType::Uint8,
+        DType::Bool => DataType::Bool,
+        other => {
+            return Err(not_encodable(format!(
+                "dtype {other} has no ONNX element type"
+            )))
+        }
+    };
+    let dims = tensor
+        .shape()
+        .iter()
+        .map(|&dim| i64::try_from(dim).map_err(|_| not_encodable(format!("dim {dim} exceeds i64"))))
+        .collect::<Result<Vec<i64>, TensorError>>()?;
+    let proto = TensorProto {
+        dims,
+        data_type: data_type as i32,
+        name: name.to_string(),
+        raw_data: tensor.data().to_le_bytes().into(),
+        ..Default::default()
+    };
+    Ok(prost::Message::encode_to_vec(&proto))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn decode_tensor_reads_typed_fields() {
+        let proto = TensorProto {
+            dims: vec![2],
+            data_type: DataType::Int64 as i32,
+            int64_data: vec![-3, 9],
+            ..Default::default()
+        };
+        let bytes = prost::Message::encode_to_vec(&proto);
+        let read = decode_tensor(&bytes, Path::new(".")).unwrap();
+        assert_eq!(read, Tensor::from_vec(vec![2], vec![-3i64, 9]).unwrap());
+    }
+
+    #[test]
+    fn decode_tensor_rejects_garbage_and_size_mismatch() {
+        let message = decode_tensor(b"\xff\xff\xff", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("not a valid ONNX TensorProto"),
+            "{message}"
+        );
+        let proto = TensorProto {
+            dims: vec![4],
+            data_type: DataType::Float as i32,
+            raw_data: vec![0u8; 8].into(),
+            ..Default::default()
+        };
+        let bytes = prost::Message::encode_to_vec(&proto);
+        let message = decode_tensor(&bytes, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("need"), "{message}");
+    }
+
+    #[test]
+    fn encoded_tensors_decode_to_themselves_for_every_dtype() {
+        let tensors = [
+            Tensor::from_vec(
+                vec![2, 3],
+                vec![0.5f32, -0.0, f32::INFINITY, f32::NAN, 1e-30, -7.25],
+            )
+            .unwrap(),
+            Tensor::from_vec(vec![3], vec![1.0f64 / 3.0, f64::NEG_INFINITY, -0.0]).unwrap(),
+            Tensor::from_vec(vec![2, 1], vec![i64::MIN, i64::MAX]).unwrap(),
+            Tensor::from_vec(vec![1, 2, 2], vec![i32::MIN, -1, 0, i32::MAX]).unwrap(),
+            Tensor::from_vec(vec![3], vec![i8::MIN, 0, i8::MAX]).unwrap(),
+            Tensor::from_vec(vec![2, 2], vec![0u8, 1, 128, 255]).unwrap(),
+            Tensor::from_vec(vec![2, 2], vec![true, false, false, true]).unwrap(),
+            Tensor::scalar(42i64),
+            Tensor::from_vec(vec![0, 3], Vec::<f32>::new()).unwrap(),
+        ];
+        for tensor in &tensors {
+            let bytes = encode_tensor("t:0", tensor).unwrap();
+            let proto = <TensorProto as prost::Message>::decode(bytes.as_slice()).unwrap();
+            assert_eq!(proto.name, "t:0");
+            let read = decode_tensor(&bytes, Path::new(".")).unwrap();
+            assert_eq!(&read, tensor, "{:?}", tensor.ty());
+        }
+    }
+
     use super::*;
 
     #[test]
