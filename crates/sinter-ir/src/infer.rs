@@ -43,7 +43,8 @@
 //! back with checks.
 
 use crate::RnnDirection;
-use crate::{AutoPad, DType, Dim, Graph, GraphError, Op, PadMode, ResizeMode, RnnActivation};
+use crate::{AutoPad, DType, Dim, Graph, GraphError, Op, PadMode, ResizeMode};
+use crate::{RecurrentAttrs, RecurrentCell};
 use crate::{Shape, TensorType, Value, MAX_ATTR_SIZE, MAX_ELEMENTS};
 use std::fmt;
 use std::sync::Arc;
@@ -395,71 +396,12 @@ fn infer_unchecked(cx: &Cx) -> Result<Vec<TensorType>, InferError> {
             ..
         } => one(attention(&cx, *q_num_heads, *kv_num_heads)),
 
-        Rnn {
-            hidden_size,
-            direction,
-            activations,
-            activation_alpha,
-            activation_beta,
-            clip,
-            layout,
-        } => recurrent(
-            &cx,
-            RecurrentKind::Rnn,
-            &RecurrentAttrs {
-                hidden_size: *hidden_size,
-                direction: *direction,
-                activations,
-                activation_alpha,
-                activation_beta,
-                clip: *clip,
-                layout: *layout,
-            },
-        ),
-        Lstm {
-            hidden_size,
-            direction,
-            activations,
-            activation_alpha,
-            activation_beta,
-            clip,
-            layout,
-            input_forget: _,
-        } => recurrent(
-            &cx,
-            RecurrentKind::Lstm,
-            &RecurrentAttrs {
-                hidden_size: *hidden_size,
-                direction: *direction,
-                activations,
-                activation_alpha,
-                activation_beta,
-                clip: *clip,
-                layout: *layout,
-            },
-        ),
-        Gru {
-            hidden_size,
-            direction,
-            activations,
-            activation_alpha,
-            activation_beta,
-            clip,
-            layout,
-            linear_before_reset: _,
-        } => recurrent(
-            &cx,
-            RecurrentKind::Gru,
-            &RecurrentAttrs {
-                hidden_size: *hidden_size,
-                direction: *direction,
-                activations,
-                activation_alpha,
-                activation_beta,
-                clip: *clip,
-                layout: *layout,
-            },
-        ),
+        Rnn { .. } | Lstm { .. } | Gru { .. } => {
+            let attrs = op
+                .recurrent_attrs()
+                .expect("rnn, lstm and gru have recurrent attributes");
+            recurrent(&cx, &attrs)
+        }
     }
 }
 
@@ -2477,44 +2419,9 @@ fn constant_of_shape(cx: &Cx, shape: &[i64], value: f64, dtype: DType) -> InferR
 
 // ---- recurrent ----
 
-#[derive(Clone, Copy, PartialEq)]
-enum RecurrentKind {
-    Rnn,
-    Lstm,
-    Gru,
-}
-
-impl RecurrentKind {
-    /// Gates per direction, stacked in the weights' second dim.
-    fn n_gates(self) -> usize {
-        match self {
-            RecurrentKind::Rnn => 1,
-            RecurrentKind::Lstm => 4,
-            RecurrentKind::Gru => 3,
-        }
-    }
-
-    /// Activation functions per direction (`f`, `f g`, `f g h`).
-    fn n_activations(self) -> usize {
-        match self {
-            RecurrentKind::Rnn => 1,
-            RecurrentKind::Lstm => 3,
-            RecurrentKind::Gru => 2,
-        }
-    }
-}
-
-struct RecurrentAttrs<'a> {
-    hidden_size: i64,
-    direction: RnnDirection,
-    activations: &'a [RnnActivation],
-    activation_alpha: &'a [f32],
-    activation_beta: &'a [f32],
-    clip: Option<f32>,
-    layout: i64,
-}
-
-fn recurrent(cx: &Cx, kind: RecurrentKind, attrs: &RecurrentAttrs) -> InferResult<Vec<TensorType>> {
+fn recurrent(cx: &Cx, attrs: &RecurrentAttrs) -> InferResult<Vec<TensorType>> {
+    let cell = attrs.cell;
+    let is_lstm = matches!(cell, RecurrentCell::Lstm { .. });
     let dtype = cx.dtype(0, FLOAT)?;
     let hidden = cx.window_attr("hidden_size", attrs.hidden_size, 1)?;
     let n_directions = if attrs.direction == RnnDirection::Bidirectional {
@@ -2527,13 +2434,13 @@ fn recurrent(cx: &Cx, kind: RecurrentKind, attrs: &RecurrentAttrs) -> InferResul
         1 => true,
         other => return cx.attr_err("layout", format!("must be 0 or 1, got {other}")),
     };
-    let n_activations = n_directions * kind.n_activations();
+    let n_activations = n_directions * cell.default_activations().len();
     if !attrs.activations.is_empty() && attrs.activations.len() != n_activations {
         return cx.attr_err(
             "activations",
             format!(
                 "must have {n_activations} entries ({} per direction), got {}",
-                kind.n_activations(),
+                cell.default_activations().len(),
                 attrs.activations.len()
             ),
         );
@@ -2568,9 +2475,9 @@ fn recurrent(cx: &Cx, kind: RecurrentKind, attrs: &RecurrentAttrs) -> InferResul
     };
     let dirs = Dim::Static(n_directions);
     let hidden_dim = Dim::Static(hidden);
-    let gates_dim = Dim::Static(kind.n_gates() * hidden);
+    let gates_dim = Dim::Static(cell.n_gates() * hidden);
     let direction_meaning = "the number of directions";
-    let gates_meaning = format!("{} gates * hidden_size", kind.n_gates());
+    let gates_meaning = format!("{} gates * hidden_size", cell.n_gates());
     for slot_idx in [1, 2] {
         cx.same_dtype(slot_idx, 0)?;
         cx.rank(slot_idx, 3)?;
@@ -2583,7 +2490,7 @@ fn recurrent(cx: &Cx, kind: RecurrentKind, attrs: &RecurrentAttrs) -> InferResul
         cx.same_dtype(3, 0)?;
         cx.rank(3, 2)?;
         cx.expect_dim(3, 0, &dirs, direction_meaning)?;
-        let bias = Dim::Static(2 * kind.n_gates() * hidden);
+        let bias = Dim::Static(2 * cell.n_gates() * hidden);
         cx.expect_dim(3, 1, &bias, &format!("2 * {gates_meaning}"))?;
     }
     let mut batch = batch.clone();
@@ -2593,11 +2500,7 @@ fn recurrent(cx: &Cx, kind: RecurrentKind, attrs: &RecurrentAttrs) -> InferResul
         batch = cx.expect_dim(4, 0, &batch, "the batch size")?;
     }
     // initial_h and, for LSTM, initial_c: [directions, batch, hidden], batch first in layout 1.
-    let state_slots: &[usize] = if kind == RecurrentKind::Lstm {
-        &[5, 6]
-    } else {
-        &[5]
-    };
+    let state_slots: &[usize] = if is_lstm { &[5, 6] } else { &[5] };
     for &slot_idx in state_slots {
         if cx.opt_input(slot_idx).is_some() {
             cx.same_dtype(slot_idx, 0)?;
@@ -2608,7 +2511,7 @@ fn recurrent(cx: &Cx, kind: RecurrentKind, attrs: &RecurrentAttrs) -> InferResul
             cx.expect_dim(slot_idx, 2, &hidden_dim, "hidden_size")?;
         }
     }
-    if kind == RecurrentKind::Lstm && cx.opt_input(7).is_some() {
+    if is_lstm && cx.opt_input(7).is_some() {
         cx.same_dtype(7, 0)?;
         cx.rank(7, 2)?;
         cx.expect_dim(7, 0, &dirs, direction_meaning)?;
@@ -2629,7 +2532,7 @@ fn recurrent(cx: &Cx, kind: RecurrentKind, attrs: &RecurrentAttrs) -> InferResul
         TensorType::new(dtype, y),
         TensorType::new(dtype, state.clone()),
     ];
-    if kind == RecurrentKind::Lstm {
+    if is_lstm {
         outputs.push(TensorType::new(dtype, state));
     }
     Ok(outputs)

@@ -579,3 +579,179 @@ pub const BINARY_ELEMENTWISE: &[&str] = &[
     "and",
     "or",
 ];
+
+/// The cell of a recurrent op, with the attributes only that op has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecurrentCell {
+    Rnn,
+    Lstm { input_forget: bool },
+    Gru { linear_before_reset: bool },
+}
+
+impl RecurrentCell {
+    /// Gates per direction: `w` and `r` stack `n_gates * hidden_size` rows.
+    pub fn n_gates(self) -> usize {
+        match self {
+            RecurrentCell::Rnn => 1,
+            RecurrentCell::Lstm { .. } => 4,
+            RecurrentCell::Gru { .. } => 3,
+        }
+    }
+
+    /// ONNX's activations for one direction when `activations` is empty (`f`, `f g`, `f g h`); their
+    /// count is the number of activations per direction.
+    pub fn default_activations(self) -> &'static [RnnActivation] {
+        match self {
+            RecurrentCell::Rnn => &[RnnActivation::Tanh],
+            RecurrentCell::Lstm { .. } => &[
+                RnnActivation::Sigmoid,
+                RnnActivation::Tanh,
+                RnnActivation::Tanh,
+            ],
+            RecurrentCell::Gru { .. } => &[RnnActivation::Sigmoid, RnnActivation::Tanh],
+        }
+    }
+}
+
+/// The attributes `rnn`, `lstm` and `gru` share, borrowed from the op, with its cell.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RecurrentAttrs<'a> {
+    pub cell: RecurrentCell,
+    pub hidden_size: i64,
+    pub direction: RnnDirection,
+    pub activations: &'a [RnnActivation],
+    pub activation_alpha: &'a [f32],
+    pub activation_beta: &'a [f32],
+    pub clip: Option<f32>,
+    pub layout: i64,
+}
+
+impl Op {
+    /// The recurrent attributes of `rnn`, `lstm` and `gru`; `None` for every other op.
+    pub fn recurrent_attrs(&self) -> Option<RecurrentAttrs<'_>> {
+        let (
+            cell,
+            hidden_size,
+            direction,
+            activations,
+            activation_alpha,
+            activation_beta,
+            clip,
+            layout,
+        ) = match self {
+            Op::Rnn {
+                hidden_size,
+                direction,
+                activations,
+                activation_alpha,
+                activation_beta,
+                clip,
+                layout,
+            } => (
+                RecurrentCell::Rnn,
+                hidden_size,
+                direction,
+                activations,
+                activation_alpha,
+                activation_beta,
+                clip,
+                layout,
+            ),
+            Op::Lstm {
+                hidden_size,
+                direction,
+                activations,
+                activation_alpha,
+                activation_beta,
+                clip,
+                layout,
+                input_forget,
+            } => (
+                RecurrentCell::Lstm {
+                    input_forget: *input_forget,
+                },
+                hidden_size,
+                direction,
+                activations,
+                activation_alpha,
+                activation_beta,
+                clip,
+                layout,
+            ),
+            Op::Gru {
+                hidden_size,
+                direction,
+                activations,
+                activation_alpha,
+                activation_beta,
+                clip,
+                layout,
+                linear_before_reset,
+            } => (
+                RecurrentCell::Gru {
+                    linear_before_reset: *linear_before_reset,
+                },
+                hidden_size,
+                direction,
+                activations,
+                activation_alpha,
+                activation_beta,
+                clip,
+                layout,
+            ),
+            _ => return None,
+        };
+        Some(RecurrentAttrs {
+            cell,
+            hidden_size: *hidden_size,
+            direction: *direction,
+            activations,
+            activation_alpha,
+            activation_beta,
+            clip: *clip,
+            layout: *layout,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recurrent_attrs_carry_the_cell_and_the_shared_attributes() {
+        let lstm = Op::from_attrs(
+            "lstm",
+            vec![
+                ("hidden_size".into(), AttrValue::Int(8)),
+                ("input_forget".into(), AttrValue::Bool(true)),
+                ("direction".into(), AttrValue::Ident("bidirectional".into())),
+            ],
+        )
+        .unwrap();
+        let attrs = lstm.recurrent_attrs().unwrap();
+        assert_eq!(attrs.cell, RecurrentCell::Lstm { input_forget: true });
+        assert_eq!(
+            (attrs.hidden_size, attrs.direction),
+            (8, RnnDirection::Bidirectional)
+        );
+        assert_eq!(attrs.cell.n_gates(), 4);
+        assert_eq!(attrs.cell.default_activations().len(), 3);
+
+        let gru = Op::from_attrs("gru", vec![("hidden_size".into(), AttrValue::Int(2))]).unwrap();
+        let cell = gru.recurrent_attrs().unwrap().cell;
+        assert_eq!(
+            cell,
+            RecurrentCell::Gru {
+                linear_before_reset: false
+            }
+        );
+        assert_eq!((cell.n_gates(), cell.default_activations().len()), (3, 2));
+        assert_eq!(
+            RecurrentCell::Rnn.default_activations(),
+            [RnnActivation::Tanh]
+        );
+
+        assert_eq!(Op::Relu {}.recurrent_attrs(), None);
+    }
+}

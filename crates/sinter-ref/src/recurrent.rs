@@ -27,119 +27,12 @@ use crate::index::{
     expect_dtype, float_values, optional_input, required_input, tensor_from_f64s, MAX_ATTR_SIZE,
 };
 use crate::{op_err, OpError};
-use sinter_ir::{DType, Op, RnnActivation, RnnDirection, Tensor};
+use sinter_ir::{DType, Op, RecurrentAttrs, RecurrentCell, RnnActivation, RnnDirection, Tensor};
 
 pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError> {
-    match op {
-        Op::Rnn {
-            hidden_size,
-            direction,
-            activations,
-            activation_alpha,
-            activation_beta,
-            clip,
-            layout,
-        } => {
-            let attrs = RecurrentAttrs {
-                hidden_size: *hidden_size,
-                direction: *direction,
-                activations,
-                activation_alpha,
-                activation_beta,
-                clip: *clip,
-                layout: *layout,
-            };
-            run(op, inputs, &attrs, Cell::Rnn)
-        }
-        Op::Lstm {
-            hidden_size,
-            direction,
-            activations,
-            activation_alpha,
-            activation_beta,
-            clip,
-            layout,
-            input_forget,
-        } => {
-            let attrs = RecurrentAttrs {
-                hidden_size: *hidden_size,
-                direction: *direction,
-                activations,
-                activation_alpha,
-                activation_beta,
-                clip: *clip,
-                layout: *layout,
-            };
-            let cell = Cell::Lstm {
-                input_forget: *input_forget,
-            };
-            run(op, inputs, &attrs, cell)
-        }
-        Op::Gru {
-            hidden_size,
-            direction,
-            activations,
-            activation_alpha,
-            activation_beta,
-            clip,
-            layout,
-            linear_before_reset,
-        } => {
-            let attrs = RecurrentAttrs {
-                hidden_size: *hidden_size,
-                direction: *direction,
-                activations,
-                activation_alpha,
-                activation_beta,
-                clip: *clip,
-                layout: *layout,
-            };
-            let cell = Cell::Gru {
-                linear_before_reset: *linear_before_reset,
-            };
-            run(op, inputs, &attrs, cell)
-        }
-        _ => op_err(format!("`{}` is not a recurrent op", op.name())),
-    }
-}
-
-/// The attributes rnn, lstm and gru share.
-struct RecurrentAttrs<'a> {
-    hidden_size: i64,
-    direction: RnnDirection,
-    activations: &'a [RnnActivation],
-    activation_alpha: &'a [f32],
-    activation_beta: &'a [f32],
-    clip: Option<f32>,
-    layout: i64,
-}
-
-#[derive(Clone, Copy)]
-enum Cell {
-    Rnn,
-    Lstm { input_forget: bool },
-    Gru { linear_before_reset: bool },
-}
-
-impl Cell {
-    fn n_gates(self) -> usize {
-        match self {
-            Cell::Rnn => 1,
-            Cell::Lstm { .. } => 4,
-            Cell::Gru { .. } => 3,
-        }
-    }
-
-    fn default_activations(self) -> &'static [RnnActivation] {
-        match self {
-            Cell::Rnn => &[RnnActivation::Tanh],
-            Cell::Lstm { .. } => &[
-                RnnActivation::Sigmoid,
-                RnnActivation::Tanh,
-                RnnActivation::Tanh,
-            ],
-            Cell::Gru { .. } => &[RnnActivation::Sigmoid, RnnActivation::Tanh],
-        }
+    match op.recurrent_attrs() {
+        Some(attrs) => run(op, inputs, &attrs, attrs.cell),
+        None => op_err(format!("`{}` is not a recurrent op", op.name())),
     }
 }
 
@@ -209,7 +102,7 @@ impl Activation {
 fn resolve_activations(
     op: &Op,
     attrs: &RecurrentAttrs,
-    cell: Cell,
+    cell: RecurrentCell,
     n_dir: usize,
 ) -> Result<Vec<Vec<Activation>>, OpError> {
     let per_dir = cell.default_activations().len();
@@ -387,7 +280,7 @@ fn run(
     op: &Op,
     inputs: &[Option<&Tensor>],
     attrs: &RecurrentAttrs,
-    cell: Cell,
+    cell: RecurrentCell,
 ) -> Result<Vec<Tensor>, OpError> {
     let name = op.name();
     let x = required_input(op, inputs, 0)?;
@@ -446,7 +339,7 @@ fn run(
         r,
         b: operand(op, inputs, 3, dtype, &[n_dir, 2 * rows])?,
         p: match cell {
-            Cell::Lstm { .. } => operand(op, inputs, 7, dtype, &[n_dir, 3 * hidden])?,
+            RecurrentCell::Lstm { .. } => operand(op, inputs, 7, dtype, &[n_dir, 3 * hidden])?,
             _ => None,
         },
         rows,
@@ -456,7 +349,7 @@ fn run(
     let seq_lens = sequence_lens(op, inputs, &dims)?;
     let initial_h = operand(op, inputs, 5, dtype, &dims.state_shape())?;
     let initial_c = match cell {
-        Cell::Lstm { .. } => operand(op, inputs, 6, dtype, &dims.state_shape())?,
+        RecurrentCell::Lstm { .. } => operand(op, inputs, 6, dtype, &dims.state_shape())?,
         _ => None,
     };
     let activations = resolve_activations(op, attrs, cell, n_dir)?;
@@ -506,7 +399,7 @@ fn run(
         tensor_from_f64s(dtype, dims.y_shape(), y)?,
         tensor_from_f64s(dtype, dims.state_shape(), y_h)?,
     ];
-    if let Cell::Lstm { .. } = cell {
+    if let RecurrentCell::Lstm { .. } = cell {
         outputs.push(tensor_from_f64s(dtype, dims.state_shape(), y_c)?);
     }
     Ok(outputs)
@@ -567,18 +460,18 @@ impl Step<'_> {
     }
 
     /// The next hidden and cell states (the cell state is unused outside lstm).
-    fn advance(&self, cell: Cell, h: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    fn advance(&self, cell: RecurrentCell, h: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
         let n_hidden = h.len();
         let act = self.activations;
         let wt = self.weights;
         match cell {
-            Cell::Rnn => {
+            RecurrentCell::Rnn => {
                 let next = (0..n_hidden)
                     .map(|u| act[0].apply(self.clip(self.linear(u, h))))
                     .collect();
                 (next, c.to_vec())
             }
-            Cell::Lstm { input_forget } => {
+            RecurrentCell::Lstm { input_forget } => {
                 let (f, g, h_act) = (act[0], act[1], act[2]);
                 let (row_i, row_o, row_f, row_c) = (0, n_hidden, 2 * n_hidden, 3 * n_hidden);
                 let mut next_h = Vec::with_capacity(n_hidden);
@@ -606,7 +499,7 @@ impl Step<'_> {
                 }
                 (next_h, next_c)
             }
-            Cell::Gru {
+            RecurrentCell::Gru {
                 linear_before_reset,
             } => {
                 let (f, g) = (act[0], act[1]);
