@@ -273,10 +273,7 @@ fn mask_bias(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t32(shape: &[usize], values: &[f32]) -> Tensor {
-        Tensor::from_vec(shape.to_vec(), values.to_vec()).unwrap()
-    }
+    use crate::test_util::{assert_close, f32s, t32};
 
     fn attention(scale: Option<f32>, causal: bool, heads: (i64, i64), softcap: f32) -> Op {
         Op::Attention {
@@ -290,20 +287,6 @@ mod tests {
 
     fn run(op: &Op, inputs: &[Option<&Tensor>]) -> Tensor {
         eval(op, inputs).unwrap().remove(0)
-    }
-
-    fn f32s(t: &Tensor) -> Vec<f32> {
-        t.as_slice::<f32>().unwrap().to_vec()
-    }
-
-    fn assert_close(actual: &[f32], expected: &[f64]) {
-        assert_eq!(actual.len(), expected.len(), "{actual:?} vs {expected:?}");
-        for (a, e) in actual.iter().zip(expected) {
-            assert!(
-                (f64::from(*a) - e).abs() <= 1e-5 + 1e-5 * e.abs(),
-                "{actual:?} vs {expected:?}"
-            );
-        }
     }
 
     /// One head, one query, two keys with scores ln 1 and ln 3: weights 1/4 and 3/4.

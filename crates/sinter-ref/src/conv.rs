@@ -542,10 +542,7 @@ fn conv_transpose(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t32(shape: &[usize], values: &[f32]) -> Tensor {
-        Tensor::from_vec(shape.to_vec(), values.to_vec()).unwrap()
-    }
+    use crate::test_util::t32;
 
     fn conv_op(
         strides: &[i64],

@@ -26,6 +26,8 @@ pub mod random;
 mod recurrent;
 mod reduce;
 mod resize;
+#[cfg(test)]
+mod test_util;
 
 use sinter_ir::{Dim, Graph, NodeKind, Op, Tensor, TensorType, Value};
 use std::collections::HashMap;

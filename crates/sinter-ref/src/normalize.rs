@@ -341,10 +341,7 @@ fn group_norm(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t32(shape: &[usize], values: &[f32]) -> Tensor {
-        Tensor::from_vec(shape.to_vec(), values.to_vec()).unwrap()
-    }
+    use crate::test_util::{assert_close, t32};
 
     fn run(op: &Op, inputs: &[Option<&Tensor>]) -> Vec<f32> {
         eval(op, inputs)
@@ -353,16 +350,6 @@ mod tests {
             .as_slice::<f32>()
             .unwrap()
             .to_vec()
-    }
-
-    fn assert_close(actual: &[f32], expected: &[f64]) {
-        assert_eq!(actual.len(), expected.len(), "{actual:?} vs {expected:?}");
-        for (a, e) in actual.iter().zip(expected) {
-            assert!(
-                (f64::from(*a) - e).abs() <= 1e-5 + 1e-5 * e.abs(),
-                "{actual:?} vs {expected:?}"
-            );
-        }
     }
 
     #[test]

@@ -157,6 +157,7 @@ impl AxisPad {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::f32s;
 
     fn pad(x: &Tensor, pads: &[i64], mode: PadMode, value: f64) -> Result<Tensor, OpError> {
         let op = Op::Pad {
@@ -165,10 +166,6 @@ mod tests {
             value,
         };
         eval(&op, &[Some(x)]).map(|mut v| v.remove(0))
-    }
-
-    fn f32s(t: &Tensor) -> Vec<f32> {
-        t.as_slice::<f32>().unwrap().to_vec()
     }
 
     #[test]

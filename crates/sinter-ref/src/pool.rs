@@ -351,10 +351,7 @@ fn global_pool(op: &Op, x: &Tensor, kind: GlobalKind) -> Result<Tensor, OpError>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t32(shape: &[usize], values: &[f32]) -> Tensor {
-        Tensor::from_vec(shape.to_vec(), values.to_vec()).unwrap()
-    }
+    use crate::test_util::t32;
 
     fn ramp(shape: &[usize]) -> Tensor {
         let n: usize = shape.iter().product();

@@ -533,24 +533,7 @@ impl Step<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t32(shape: &[usize], values: &[f32]) -> Tensor {
-        Tensor::from_vec(shape.to_vec(), values.to_vec()).unwrap()
-    }
-
-    fn f32s(t: &Tensor) -> Vec<f32> {
-        t.as_slice::<f32>().unwrap().to_vec()
-    }
-
-    fn assert_close(actual: &[f32], expected: &[f64]) {
-        assert_eq!(actual.len(), expected.len(), "{actual:?} vs {expected:?}");
-        for (a, e) in actual.iter().zip(expected) {
-            assert!(
-                (f64::from(*a) - e).abs() <= 1e-5 + 1e-5 * e.abs(),
-                "{actual:?} vs {expected:?}"
-            );
-        }
-    }
+    use crate::test_util::{assert_close, f32s, t32};
 
     fn sigmoid(x: f64) -> f64 {
         1.0 / (1.0 + (-x).exp())

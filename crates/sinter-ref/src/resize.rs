@@ -289,6 +289,7 @@ fn saturate(dtype: DType, v: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::f32s;
 
     fn resize(
         x: &Tensor,
@@ -306,10 +307,6 @@ mod tests {
             sizes: sizes.to_vec(),
         };
         eval(&op, &[Some(x)]).map(|mut v| v.remove(0))
-    }
-
-    fn f32s(t: &Tensor) -> Vec<f32> {
-        t.as_slice::<f32>().unwrap().to_vec()
     }
 
     fn assert_close(actual: &[f32], expected: &[f32]) {
