@@ -92,13 +92,13 @@ fn read_npy(path: &Path) -> Result<Tensor, String> {
     };
     use npyz::TypeChar;
     let data = match (type_str.type_char(), type_str.size_field()) {
-        (TypeChar::Float, 4) => TensorData::F32(npy.into_vec().map_err(describe)?),
-        (TypeChar::Float, 8) => TensorData::F64(npy.into_vec().map_err(describe)?),
-        (TypeChar::Int, 8) => TensorData::I64(npy.into_vec().map_err(describe)?),
-        (TypeChar::Int, 4) => TensorData::I32(npy.into_vec().map_err(describe)?),
-        (TypeChar::Int, 1) => TensorData::I8(npy.into_vec().map_err(describe)?),
-        (TypeChar::Uint, 1) => TensorData::U8(npy.into_vec().map_err(describe)?),
-        (TypeChar::Bool, 1) => TensorData::Bool(npy.into_vec().map_err(describe)?),
+        (TypeChar::Float, 4) => TensorData::F32(npy.into_vec().map_err(describe)?.into()),
+        (TypeChar::Float, 8) => TensorData::F64(npy.into_vec().map_err(describe)?.into()),
+        (TypeChar::Int, 8) => TensorData::I64(npy.into_vec().map_err(describe)?.into()),
+        (TypeChar::Int, 4) => TensorData::I32(npy.into_vec().map_err(describe)?.into()),
+        (TypeChar::Int, 1) => TensorData::I8(npy.into_vec().map_err(describe)?.into()),
+        (TypeChar::Uint, 1) => TensorData::U8(npy.into_vec().map_err(describe)?.into()),
+        (TypeChar::Bool, 1) => TensorData::Bool(npy.into_vec().map_err(describe)?.into()),
         _ => return Err(format!("{}: unsupported dtype {type_str}", path.display())),
     };
     Tensor::new(shape, data).map_err(|err| format!("{}: {err}", path.display()))

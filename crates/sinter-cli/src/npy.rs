@@ -124,13 +124,13 @@ pub fn read_npy_from(mut reader: impl Read) -> Result<Tensor> {
             .context("the array data is truncated or malformed")
     }
     let data = match dtype {
-        DType::F32 => TensorData::F32(elements(npy)?),
-        DType::F64 => TensorData::F64(elements(npy)?),
-        DType::I64 => TensorData::I64(elements(npy)?),
-        DType::I32 => TensorData::I32(elements(npy)?),
-        DType::I8 => TensorData::I8(elements(npy)?),
-        DType::U8 => TensorData::U8(elements(npy)?),
-        DType::Bool => TensorData::Bool(elements(npy)?),
+        DType::F32 => TensorData::F32(elements(npy)?.into()),
+        DType::F64 => TensorData::F64(elements(npy)?.into()),
+        DType::I64 => TensorData::I64(elements(npy)?.into()),
+        DType::I32 => TensorData::I32(elements(npy)?.into()),
+        DType::I8 => TensorData::I8(elements(npy)?.into()),
+        DType::U8 => TensorData::U8(elements(npy)?.into()),
+        DType::Bool => TensorData::Bool(elements(npy)?.into()),
         other => bail!("dtype {other} has no .npy mapping"),
     };
     Ok(Tensor::new(shape, data)?)

@@ -11,6 +11,7 @@
 //! This crate depends on no frontend, optimizer or backend: it is the contract between them.
 
 mod attr;
+mod buffer;
 pub mod dot;
 mod dtype;
 mod graph;
@@ -23,6 +24,7 @@ pub mod text;
 pub mod verify;
 
 pub use attr::{write_f32, write_f64, AttrType, AttrValue};
+pub use buffer::Buffer;
 pub use dot::to_dot;
 pub use dtype::DType;
 pub use graph::{Edge, Graph, GraphError, Node, NodeId, NodeKind, Value};

@@ -1,14 +1,19 @@
 //! Concrete tensors: constant weights in a graph, and the values the reference interpreter computes.
 //!
-//! Storage is one typed `Vec` per dtype in row-major (C) order. Equality is bitwise on floats, so that a
+//! Storage is one typed [`Buffer`] per dtype in row-major (C) order: an owned `Vec`, or a view of
+//! weights in place in a memory-mapped model file. Equality is bitwise on floats, so that a
 //! text-format round trip can be checked exactly (NaN payloads and the sign of zero included).
 
-use crate::{DType, Shape, TensorType};
+use crate::{Buffer, DType, Shape, TensorType};
+use bytes::Bytes;
 use std::fmt;
 
 /// A Rust scalar type that is the element type of some `DType`.
 pub trait Elem: Copy + Default + PartialEq + fmt::Debug + Send + Sync + 'static {
     const DTYPE: DType;
+    /// Whether every bit pattern of `size_of::<Self>()` bytes is a valid value, so that stored bytes
+    /// can be viewed in place (see [`Buffer::from_shared_bytes`]). False for `bool`.
+    const ANY_BIT_PATTERN: bool;
     fn to_f64(self) -> f64;
     /// Converts with the numpy `astype` rules: floats to ints truncate toward zero, to bool is `!= 0`.
     fn from_f64(v: f64) -> Self;
@@ -20,6 +25,7 @@ macro_rules! impl_elem {
     ($t:ty, $dt:ident) => {
         impl Elem for $t {
             const DTYPE: DType = DType::$dt;
+            const ANY_BIT_PATTERN: bool = true;
             fn to_f64(self) -> f64 {
                 self as f64
             }
@@ -27,7 +33,7 @@ macro_rules! impl_elem {
                 v as $t
             }
             fn wrap(data: Vec<Self>) -> TensorData {
-                TensorData::$dt(data)
+                TensorData::$dt(data.into())
             }
             fn unwrap(data: &TensorData) -> Option<&[Self]> {
                 match data {
@@ -47,6 +53,7 @@ impl_elem!(u8, U8);
 
 impl Elem for bool {
     const DTYPE: DType = DType::Bool;
+    const ANY_BIT_PATTERN: bool = false;
     fn to_f64(self) -> f64 {
         if self {
             1.0
@@ -58,7 +65,7 @@ impl Elem for bool {
         v != 0.0
     }
     fn wrap(data: Vec<Self>) -> TensorData {
-        TensorData::Bool(data)
+        TensorData::Bool(data.into())
     }
     fn unwrap(data: &TensorData) -> Option<&[Self]> {
         match data {
@@ -71,16 +78,16 @@ impl Elem for bool {
 /// Typed element storage.
 #[derive(Clone, Debug)]
 pub enum TensorData {
-    F32(Vec<f32>),
-    F64(Vec<f64>),
-    I64(Vec<i64>),
-    I32(Vec<i32>),
-    I8(Vec<i8>),
-    U8(Vec<u8>),
-    Bool(Vec<bool>),
+    F32(Buffer<f32>),
+    F64(Buffer<f64>),
+    I64(Buffer<i64>),
+    I32(Buffer<i32>),
+    I8(Buffer<i8>),
+    U8(Buffer<u8>),
+    Bool(Buffer<bool>),
 }
 
-/// Runs `$body` with `$v` bound to the typed vector inside a `TensorData`.
+/// Runs `$body` with `$v` bound to the typed [`Buffer`] inside a `TensorData`.
 #[macro_export]
 macro_rules! with_data {
     ($data:expr, $v:ident => $body:expr) => {
@@ -120,13 +127,13 @@ impl TensorData {
     /// `len` zeros (false for bool) of the given dtype.
     pub fn zeros(dtype: DType, len: usize) -> TensorData {
         match dtype {
-            DType::F32 => TensorData::F32(vec![0.0; len]),
-            DType::F64 => TensorData::F64(vec![0.0; len]),
-            DType::I64 => TensorData::I64(vec![0; len]),
-            DType::I32 => TensorData::I32(vec![0; len]),
-            DType::I8 => TensorData::I8(vec![0; len]),
-            DType::U8 => TensorData::U8(vec![0; len]),
-            DType::Bool => TensorData::Bool(vec![false; len]),
+            DType::F32 => TensorData::F32(vec![0.0; len].into()),
+            DType::F64 => TensorData::F64(vec![0.0; len].into()),
+            DType::I64 => TensorData::I64(vec![0; len].into()),
+            DType::I32 => TensorData::I32(vec![0; len].into()),
+            DType::I8 => TensorData::I8(vec![0; len].into()),
+            DType::U8 => TensorData::U8(vec![0; len].into()),
+            DType::Bool => TensorData::Bool(vec![false; len].into()),
         }
     }
 
@@ -167,9 +174,38 @@ impl TensorData {
             TensorData::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             TensorData::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             TensorData::I8(v) => v.iter().map(|&x| x as u8).collect(),
-            TensorData::U8(v) => v.clone(),
+            TensorData::U8(v) => v.to_vec(),
             TensorData::Bool(v) => v.iter().map(|&x| x as u8).collect(),
         }
+    }
+
+    /// Like [`TensorData::from_le_bytes`], but views `bytes` in place when its layout allows
+    /// ([`Buffer::from_shared_bytes`]: aligned, little-endian target, not bool) and copies otherwise.
+    pub fn from_le_bytes_shared(dtype: DType, bytes: Bytes) -> Option<TensorData> {
+        fn view<T: Elem>(
+            bytes: Bytes,
+            wrap: fn(Buffer<T>) -> TensorData,
+        ) -> Result<TensorData, Bytes> {
+            Buffer::<T>::from_shared_bytes(bytes).map(wrap)
+        }
+        let viewed = match dtype {
+            DType::F32 => view(bytes, TensorData::F32),
+            DType::F64 => view(bytes, TensorData::F64),
+            DType::I64 => view(bytes, TensorData::I64),
+            DType::I32 => view(bytes, TensorData::I32),
+            DType::I8 => view(bytes, TensorData::I8),
+            DType::U8 => view(bytes, TensorData::U8),
+            DType::Bool => Err(bytes),
+        };
+        match viewed {
+            Ok(data) => Some(data),
+            Err(bytes) => TensorData::from_le_bytes(dtype, &bytes),
+        }
+    }
+
+    /// Whether the elements are viewed in place in shared bytes (see [`Buffer`]).
+    pub fn is_shared(&self) -> bool {
+        with_data!(self, v => v.is_shared())
     }
 
     /// Decodes little-endian bytes. Returns `None` when the byte count is not a whole number of elements.
@@ -191,7 +227,7 @@ impl TensorData {
             DType::I64 => TensorData::I64(decode!(i64, 8)),
             DType::I32 => TensorData::I32(decode!(i32, 4)),
             DType::I8 => TensorData::I8(bytes.iter().map(|&b| b as i8).collect()),
-            DType::U8 => TensorData::U8(bytes.to_vec()),
+            DType::U8 => TensorData::U8(bytes.to_vec().into()),
             DType::Bool => TensorData::Bool(bytes.iter().map(|&b| b != 0).collect()),
         })
     }

@@ -16,8 +16,13 @@
 //! and cached in [`ExternalData`], so many tensors sharing one weights file map it once.
 //!
 //! **Copies.** Decoding (see `decode.rs`) is zero-copy: `raw_data` and external data are slices of
-//! memory mappings. The conversion here copies once, because `sinter_ir::Tensor` owns typed `Vec`s.
-//! Avoiding that copy needs a byte-backed `TensorData` variant in the IR (future work).
+//! memory mappings. The conversion here keeps it that way where the layout allows: a slice whose
+//! address is aligned for its element type becomes a [`sinter_ir::Buffer`] view of the mapping
+//! (`TensorData::from_le_bytes_shared`). Misaligned slices (protobuf places `raw_data` at arbitrary
+//! offsets), bools and typed fields (`float_data`, ...) are decoded into a copy. An external file is
+//! mapped at a page boundary, so a tensor whose `offset` is a multiple of its element size is always
+//! viewed in place; onnx's `save_external_data` writes tensors back to back, which keeps f32 weights
+//! aligned as long as the tensors before them have whole-word sizes.
 
 use crate::decode::map_file;
 use crate::proto::tensor_proto::{DataLocation, DataType};
@@ -390,14 +395,14 @@ pub fn tensor_from_proto(t: &TensorProto, ctx: &ExternalData) -> Result<Tensor, 
                     t.raw_data.len(),
                 ));
             }
-            decode_le(dtype, &t.raw_data)
+            decode_le(dtype, t.raw_data.clone())
         }
         DataSource::External => {
             let (slice, source_desc) = external_slice(t, &tensor, ctx)?;
             if slice.len() != n_bytes {
                 return Err(size_mismatch(source_desc, "bytes", n_bytes, slice.len()));
             }
-            decode_le(dtype, &slice)
+            decode_le(dtype, slice)
         }
         DataSource::Typed => {
             let n_values = typed_field.len(t);
@@ -544,9 +549,11 @@ fn external_slice(
 }
 
 /// Decodes little-endian element bytes whose length was already checked against the dims.
-fn decode_le(dtype: DType, bytes: &[u8]) -> TensorData {
-    // The caller checked `bytes.len() == n_elems * size_bytes`, so `from_le_bytes` cannot refuse.
-    TensorData::from_le_bytes(dtype, bytes).unwrap_or_else(|| TensorData::zeros(dtype, 0))
+/// Little-endian element bytes as tensor data: viewed in place when aligned (`Bytes` clones share the
+/// mapping), decoded into a copy otherwise.
+fn decode_le(dtype: DType, bytes: Bytes) -> TensorData {
+    // The caller checked `bytes.len() == n_elems * size_bytes`, so decoding cannot refuse.
+    TensorData::from_le_bytes_shared(dtype, bytes).unwrap_or_else(|| TensorData::zeros(dtype, 0))
 }
 
 /// Copies the values of the typed field that holds `dtype`, narrowing `int32_data` for the 8-bit types.
@@ -577,12 +584,12 @@ fn decode_typed(
             .collect()
     }
     Ok(match dtype {
-        DType::F32 => TensorData::F32(t.float_data.clone()),
-        DType::F64 => TensorData::F64(t.double_data.clone()),
-        DType::I64 => TensorData::I64(t.int64_data.clone()),
-        DType::I32 => TensorData::I32(t.int32_data.clone()),
-        DType::I8 => TensorData::I8(narrow(&t.int32_data, tensor, onnx_type)?),
-        DType::U8 => TensorData::U8(narrow(&t.int32_data, tensor, onnx_type)?),
+        DType::F32 => TensorData::F32(t.float_data.clone().into()),
+        DType::F64 => TensorData::F64(t.double_data.clone().into()),
+        DType::I64 => TensorData::I64(t.int64_data.clone().into()),
+        DType::I32 => TensorData::I32(t.int32_data.clone().into()),
+        DType::I8 => TensorData::I8(narrow(&t.int32_data, tensor, onnx_type)?.into()),
+        DType::U8 => TensorData::U8(narrow(&t.int32_data, tensor, onnx_type)?.into()),
         // Like numpy's `astype(bool)` in onnx's own reader: any non-zero value is true.
         DType::Bool => TensorData::Bool(t.int32_data.iter().map(|&v| v != 0).collect()),
         // `supported_dtype` only returns the dtypes above; a new IR dtype needs a mapping here first.

@@ -1021,6 +1021,71 @@ fn external_data_reads_offsets_lengths_and_subfolders() {
     assert_eq!(ctx.n_mapped_files(), 4);
 }
 
+/// Weights are viewed in place in the mapping when aligned, and copied (with the same values) when not.
+#[test]
+fn aligned_external_weights_are_zero_copy_and_misaligned_ones_are_copied() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // One leading byte, then f32 values 0..8: offset 4 is aligned, offset 1 is not.
+    let mut bytes = vec![0xAB_u8; 4];
+    bytes.extend((0..8).flat_map(|v| (v as f32).to_le_bytes()));
+    std::fs::write(dir.path().join("w.bin"), &bytes).expect("write");
+    let ctx = ExternalData::new(dir.path());
+    let aligned = external_tensor(
+        "aligned",
+        DataType::Float,
+        &[2, 4],
+        &[("location", "w.bin"), ("offset", "4"), ("length", "32")],
+    );
+    let tensor = tensor_from_proto(&aligned, &ctx).expect("aligned");
+    assert!(tensor.data().is_shared(), "an aligned f32 weight is a view");
+    let expected: Vec<f32> = (0..8).map(|v| v as f32).collect();
+    assert_eq!(tensor.as_slice::<f32>().expect("f32"), &expected[..]);
+
+    let misaligned = external_tensor(
+        "misaligned",
+        DataType::Float,
+        &[2],
+        &[("location", "w.bin"), ("offset", "1"), ("length", "8")],
+    );
+    let tensor = tensor_from_proto(&misaligned, &ctx).expect("misaligned");
+    assert!(!tensor.data().is_shared(), "a misaligned weight is copied");
+    let word = |start: usize| f32::from_le_bytes(bytes[start..start + 4].try_into().unwrap());
+    assert_eq!(
+        tensor.as_slice::<f32>().expect("f32"),
+        &[word(1), word(5)][..]
+    );
+
+    // Bytes of a bool tensor might not be 0 or 1, so bools are always decoded.
+    let flags = external_tensor(
+        "flags",
+        DataType::Bool,
+        &[4],
+        &[("location", "w.bin"), ("offset", "4"), ("length", "4")],
+    );
+    assert!(!tensor_from_proto(&flags, &ctx)
+        .expect("bool")
+        .data()
+        .is_shared());
+}
+
+/// A model loaded from a file keeps its aligned `raw_data` initializers in the mapping.
+#[test]
+fn aligned_raw_data_of_a_loaded_model_is_zero_copy() {
+    let loaded = load_committed("external.onnx");
+    let graph = loaded.model.graph.as_ref().expect("graph");
+    let mut n_shared = 0;
+    for proto in &graph.initializer {
+        let tensor = tensor_from_proto(proto, &loaded.external).expect("initializer");
+        let aligned =
+            (proto.raw_data.as_ptr() as usize).is_multiple_of(tensor.dtype().size_bytes());
+        if !proto.raw_data.is_empty() && tensor.dtype() != sinter_ir::DType::Bool {
+            assert_eq!(tensor.data().is_shared(), aligned, "{}", proto.name);
+        }
+        n_shared += usize::from(tensor.data().is_shared());
+    }
+    assert!(n_shared > 0, "the external weights at least are views");
+}
+
 #[test]
 fn external_locations_outside_the_model_folder_are_rejected() {
     let (dir, _) = external_fixture();

@@ -1985,3 +1985,56 @@ fn integer_mod_follows_the_divisor_sign_unless_fmod() {
     let nodes = unsupported(&mod_model(1, DataType::Float));
     assert!(nodes.nodes[0].reason.contains("Mod of f32"), "{nodes}");
 }
+
+/// A real model whose weights live in an external file at aligned offsets (as large-model exporters
+/// write them) imports with every weight a view of that file's mapping: no weight is copied.
+///
+/// The same model with in-file `raw_data` gets copies: protobuf places each `raw_data` right after
+/// its field header, and in the TorchScript export every one happens to sit at an odd address.
+#[test]
+fn external_aligned_weights_stay_views_through_import() {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/models/resnet18_w8_ts/model.onnx");
+    let mut model =
+        ModelProto::decode(Bytes::from(std::fs::read(&source).expect("read"))).expect("decode");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut weights = Vec::new();
+    let graph_proto = model.graph.as_mut().expect("graph");
+    for init in &mut graph_proto.initializer {
+        if init.raw_data.is_empty() {
+            continue;
+        }
+        // 64-byte aligned offsets, like onnx's `align_offset` option.
+        weights.resize(weights.len().next_multiple_of(64), 0);
+        let offset = weights.len();
+        weights.extend_from_slice(&init.raw_data);
+        init.external_data = [
+            ("location", "weights.bin".to_string()),
+            ("offset", offset.to_string()),
+            ("length", init.raw_data.len().to_string()),
+        ]
+        .into_iter()
+        .map(|(key, value)| sinter_onnx::proto::StringStringEntryProto {
+            key: key.to_string(),
+            value,
+        })
+        .collect();
+        init.data_location = sinter_onnx::proto::tensor_proto::DataLocation::External as i32;
+        init.raw_data = Bytes::new();
+    }
+    std::fs::write(dir.path().join("weights.bin"), &weights).expect("write weights");
+    let path = dir.path().join("model.onnx");
+    std::fs::write(&path, model.encode_to_vec()).expect("write model");
+
+    let graph = sinter_onnx::import_file(&path, &ImportOptions::default()).expect("import");
+    let mut n_weights = 0;
+    for id in graph.node_ids() {
+        if let NodeKind::Const { name, value } = &graph.node(id).kind {
+            if value.dtype() == DType::F32 && value.len() >= 16 {
+                n_weights += 1;
+                assert!(value.data().is_shared(), "weight {name} was copied");
+            }
+        }
+    }
+    assert!(n_weights > 10, "resnet has many weights, found {n_weights}");
+}

@@ -330,8 +330,11 @@ mod family_helper_tests {
 
     #[test]
     fn take_gathers_in_order() {
-        let data = TensorData::I32(vec![10, 20, 30]);
-        assert_eq!(take(&data, &[2, 0, 2]), TensorData::I32(vec![30, 10, 30]));
-        assert_eq!(take(&data, &[]), TensorData::I32(vec![]));
+        let data = TensorData::I32(vec![10, 20, 30].into());
+        assert_eq!(
+            take(&data, &[2, 0, 2]),
+            TensorData::I32(vec![30, 10, 30].into())
+        );
+        assert_eq!(take(&data, &[]), TensorData::I32(vec![].into()));
     }
 }

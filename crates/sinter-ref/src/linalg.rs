@@ -208,18 +208,16 @@ fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, OpError> {
     };
     let data = match (a.data(), b.data()) {
         (TensorData::F32(x), TensorData::F32(y)) => {
-            TensorData::F32(product_float(&plan, x, y, |acc, _| acc as f32))
+            TensorData::F32(product_float(&plan, x, y, |acc, _| acc as f32).into())
         }
         (TensorData::F64(x), TensorData::F64(y)) => {
-            TensorData::F64(product_float(&plan, x, y, |acc, _| acc))
+            TensorData::F64(product_float(&plan, x, y, |acc, _| acc).into())
         }
         (TensorData::I64(x), TensorData::I64(y)) => {
-            TensorData::I64(product_int(&plan, x, y, |acc, _| acc))
+            TensorData::I64(product_int(&plan, x, y, |acc, _| acc).into())
         }
         (TensorData::I32(x), TensorData::I32(y)) => {
-            TensorData::I32(product_int(&plan, x, y, |acc, _| {
-                Int::from_i64_wrapping(acc)
-            }))
+            TensorData::I32((product_int(&plan, x, y, |acc, _| Int::from_i64_wrapping(acc))).into())
         }
         _ => return dtype_mismatch(a, b),
     };
@@ -316,7 +314,7 @@ fn gemm(a: &Tensor, b: &Tensor, c: Option<&Tensor>, scale: GemmScale) -> Result<
                     .map_or(0.0, |idx| beta * f64::from(c_values[idx[out_idx]]));
                 (alpha * acc + bias) as f32
             });
-            make_tensor(out_shape, TensorData::F32(values))
+            make_tensor(out_shape, TensorData::F32(values.into()))
         }
         (TensorData::F64(x), TensorData::F64(y)) => {
             let c_values = c_data.and_then(|d| f64::unwrap(d)).unwrap_or(&[]);
@@ -326,7 +324,7 @@ fn gemm(a: &Tensor, b: &Tensor, c: Option<&Tensor>, scale: GemmScale) -> Result<
                     .map_or(0.0, |idx| beta * c_values[idx[out_idx]]);
                 alpha * acc + bias
             });
-            make_tensor(out_shape, TensorData::F64(values))
+            make_tensor(out_shape, TensorData::F64(values.into()))
         }
         (x_data, y_data) if x_data.dtype() == y_data.dtype() => {
             let c_values = c.map(Tensor::to_i64_vec).unwrap_or_default();

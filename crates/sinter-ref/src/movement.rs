@@ -224,7 +224,7 @@ fn shape_op(x: &Tensor, start: i64, end: Option<i64>) -> Result<Tensor, OpError>
     let first = clamp(start);
     let last = clamp(end.unwrap_or(rank)).max(first);
     let dims: Vec<i64> = x.shape()[first..last].iter().map(|&d| d as i64).collect();
-    make_tensor(vec![dims.len()], TensorData::I64(dims))
+    make_tensor(vec![dims.len()], TensorData::I64(dims.into()))
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -209,7 +209,7 @@ fn reduce(x: &Tensor, reduction: Reduction, attrs: ReduceAxes) -> Result<Tensor,
                     _ => op_err("expects a numeric tensor, got bool (only reduce_max and reduce_min take bool)"),
                 })
                 .collect::<Result<Vec<bool>, OpError>>()?;
-            TensorData::Bool(values)
+            TensorData::Bool(values.into())
         }
         data => match_int!(data, |v| {
             let values = plan
@@ -345,7 +345,7 @@ fn arg_extreme(
             return op_err(format!("expects a numeric tensor, got {}", DType::Bool))
         }
     };
-    make_tensor(out_shape, TensorData::I64(indices))
+    make_tensor(out_shape, TensorData::I64(indices.into()))
 }
 
 /// Whether `candidate` (later along the axis) replaces `best`. NaN is more extreme than any number;

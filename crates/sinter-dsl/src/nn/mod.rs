@@ -559,7 +559,7 @@ fn apply_mask(scores: &Tensor, mask: &Tensor) -> Tensor {
 /// A `[seq, seq]` bool constant, true on and below the diagonal.
 fn causal_mask(x: &Tensor, seq: usize) -> Tensor {
     let data: Vec<bool> = (0..seq * seq).map(|idx| idx % seq <= idx / seq).collect();
-    let tensor =
-        sinter_ir::Tensor::new(vec![seq, seq], TensorData::Bool(data)).expect("seq * seq elements");
+    let tensor = sinter_ir::Tensor::new(vec![seq, seq], TensorData::Bool(data.into()))
+        .expect("seq * seq elements");
     builder::add_const(&x.state, "causal_mask", tensor)
 }

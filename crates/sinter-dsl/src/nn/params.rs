@@ -58,7 +58,7 @@ impl Init {
         let data: Vec<f32> = (0..len)
             .map(|_| self.rng.uniform(f64::from(lo), f64::from(hi)) as f32)
             .collect();
-        Tensor::new(shape.to_vec(), TensorData::F32(data))
+        Tensor::new(shape.to_vec(), TensorData::F32(data.into()))
             .expect("the data has the shape's element count")
     }
 }
@@ -69,7 +69,7 @@ impl Params for Init {
             ParamInit::Uniform { bound } => self.uniform(spec.shape, -bound, bound),
             ParamInit::Ones => {
                 let len = spec.shape.iter().product();
-                Tensor::new(spec.shape.to_vec(), TensorData::F32(vec![1.0; len]))
+                Tensor::new(spec.shape.to_vec(), TensorData::F32(vec![1.0; len].into()))
                     .expect("the data has the shape's element count")
             }
             ParamInit::Zeros => Tensor::zeros(sinter_ir::DType::F32, spec.shape.to_vec()),

@@ -845,13 +845,17 @@ impl<'a, 'o> Parser<'a, 'o> {
         // size even when the declared shape is huge.
         let capacity = n_elements.min(self.src.len() / 2 + 1);
         let data = match ty.dtype {
-            DType::F32 => TensorData::F32(self.elements(capacity, |p| p.f32_elem())?),
-            DType::F64 => TensorData::F64(self.elements(capacity, |p| p.f64_elem())?),
-            DType::I64 => TensorData::I64(self.elements(capacity, |p| p.int_elem(DType::I64))?),
-            DType::I32 => TensorData::I32(self.elements(capacity, |p| p.int_elem(DType::I32))?),
-            DType::I8 => TensorData::I8(self.elements(capacity, |p| p.int_elem(DType::I8))?),
-            DType::U8 => TensorData::U8(self.elements(capacity, |p| p.int_elem(DType::U8))?),
-            DType::Bool => TensorData::Bool(self.elements(capacity, |p| p.bool_elem())?),
+            DType::F32 => TensorData::F32(self.elements(capacity, |p| p.f32_elem())?.into()),
+            DType::F64 => TensorData::F64(self.elements(capacity, |p| p.f64_elem())?.into()),
+            DType::I64 => {
+                TensorData::I64(self.elements(capacity, |p| p.int_elem(DType::I64))?.into())
+            }
+            DType::I32 => {
+                TensorData::I32(self.elements(capacity, |p| p.int_elem(DType::I32))?.into())
+            }
+            DType::I8 => TensorData::I8(self.elements(capacity, |p| p.int_elem(DType::I8))?.into()),
+            DType::U8 => TensorData::U8(self.elements(capacity, |p| p.int_elem(DType::U8))?.into()),
+            DType::Bool => TensorData::Bool(self.elements(capacity, |p| p.bool_elem())?.into()),
         };
         if data.len() != n_elements {
             let noun = if data.len() == 1 {
