@@ -11,6 +11,7 @@
 //! This crate depends on no frontend, optimizer or backend: it is the contract between them.
 
 mod attr;
+pub mod bind;
 mod buffer;
 pub mod dot;
 mod dtype;
@@ -24,6 +25,7 @@ pub mod text;
 pub mod verify;
 
 pub use attr::{write_f32, write_f64, AttrType, AttrValue};
+pub use bind::{bind_inputs, specialize, DimBindings, InputError, SpecializeError};
 pub use buffer::Buffer;
 pub use dot::to_dot;
 pub use dtype::DType;

@@ -29,7 +29,7 @@ mod resize;
 #[cfg(test)]
 mod test_util;
 
-use sinter_ir::{Dim, Graph, NodeKind, Op, Tensor, TensorType, Value};
+use sinter_ir::{bind_inputs, Graph, InputError, NodeKind, Op, Tensor, TensorType, Value};
 use std::collections::HashMap;
 
 /// An op could not be evaluated on the given inputs.
@@ -156,72 +156,35 @@ pub fn eval_op(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpErr
     }
 }
 
-/// Binds symbolic dims to sizes while inputs are checked, so `batch` means one size everywhere.
-#[derive(Default)]
-struct DimBindings(HashMap<String, usize>);
-
-impl DimBindings {
-    /// Checks `shape` against `ty`, binding unbound symbols. Returns a description of the first
-    /// mismatch.
-    fn check(&mut self, ty: &TensorType, shape: &[usize]) -> Result<(), String> {
-        if ty.rank() != shape.len() {
-            return Err(format!(" (rank {} instead of {})", shape.len(), ty.rank()));
-        }
-        for (axis, (dim, &actual)) in ty.shape.dims().iter().zip(shape).enumerate() {
-            match dim {
-                Dim::Static(n) if *n != actual => {
-                    return Err(format!(" (axis {axis} is {actual}, expected {n})"));
-                }
-                Dim::Static(_) => {}
-                Dim::Sym(name) => match self.0.get(&**name) {
-                    Some(&bound) if bound != actual => {
-                        return Err(format!(
-                            " (axis {axis} is {actual}, but `{name}` is already bound to {bound})"
-                        ));
-                    }
-                    Some(_) => {}
-                    None => {
-                        self.0.insert(name.to_string(), actual);
-                    }
-                },
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Runs `graph` on named inputs and returns its outputs in declaration order.
 pub fn run(graph: &Graph, inputs: &[(&str, Tensor)]) -> Result<Vec<(String, Tensor)>, RunError> {
-    let signature = graph.input_signature();
-    for (name, _) in inputs {
-        if !signature.iter().any(|(n, _)| n == name) {
-            let known: Vec<&str> = signature.iter().map(|(n, _)| *n).collect();
-            return Err(RunError::UnknownInput {
-                name: name.to_string(),
-                known: known.join(", "),
-            });
-        }
-    }
-    let mut bindings = DimBindings::default();
-    let mut values: HashMap<Value, Tensor> = HashMap::new();
-    for (&id, (name, ty)) in graph.inputs().iter().zip(&signature) {
-        let Some((_, tensor)) = inputs.iter().find(|(n, _)| n == name) else {
-            return Err(RunError::MissingInput {
-                name: name.to_string(),
-                expected: (*ty).clone(),
-            });
-        };
-        let mismatch = |detail: String| RunError::InputMismatch {
-            name: name.to_string(),
-            expected: (*ty).clone(),
-            actual_dtype: tensor.dtype(),
-            actual_shape: tensor.shape().to_vec(),
+    let described: Vec<(&str, sinter_ir::DType, &[usize])> = inputs
+        .iter()
+        .map(|(name, tensor)| (*name, tensor.dtype(), tensor.shape()))
+        .collect();
+    let mut bindings = bind_inputs(graph, &described).map_err(|err| match err {
+        InputError::Missing { name, expected } => RunError::MissingInput { name, expected },
+        InputError::Unknown { name, known } => RunError::UnknownInput { name, known },
+        InputError::Mismatch {
+            name,
+            expected,
+            actual_dtype,
+            actual_shape,
             detail,
-        };
-        if tensor.dtype() != ty.dtype {
-            return Err(mismatch(" (wrong dtype)".to_string()));
-        }
-        bindings.check(ty, tensor.shape()).map_err(mismatch)?;
+        } => RunError::InputMismatch {
+            name,
+            expected,
+            actual_dtype,
+            actual_shape,
+            detail,
+        },
+    })?;
+    let mut values: HashMap<Value, Tensor> = HashMap::new();
+    for (&id, (name, _)) in graph.inputs().iter().zip(graph.input_signature()) {
+        let (_, tensor) = inputs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .expect("bind_inputs checked every input is given");
         values.insert(Value::new(id, 0), tensor.clone());
     }
 
