@@ -224,22 +224,6 @@ impl Expr {
         Expr::Cast(dtype, Box::new(a))
     }
 
-    pub fn add(a: Expr, b: Expr) -> Expr {
-        Expr::binary(BinaryOp::Add, a, b)
-    }
-
-    pub fn sub(a: Expr, b: Expr) -> Expr {
-        Expr::binary(BinaryOp::Sub, a, b)
-    }
-
-    pub fn mul(a: Expr, b: Expr) -> Expr {
-        Expr::binary(BinaryOp::Mul, a, b)
-    }
-
-    pub fn div(a: Expr, b: Expr) -> Expr {
-        Expr::binary(BinaryOp::Div, a, b)
-    }
-
     pub fn max(a: Expr, b: Expr) -> Expr {
         Expr::binary(BinaryOp::Max, a, b)
     }
@@ -248,3 +232,17 @@ impl Expr {
         Expr::binary(BinaryOp::Min, a, b)
     }
 }
+
+/// `a + b` etc. build [`Expr::Binary`] nodes; `Expr::add(a, b)` reads the same with the trait in scope.
+macro_rules! impl_binary_operator {
+    ($($trait:ident $method:ident $op:ident),*) => {$(
+        impl std::ops::$trait for Expr {
+            type Output = Expr;
+
+            fn $method(self, rhs: Expr) -> Expr {
+                Expr::binary(BinaryOp::$op, self, rhs)
+            }
+        }
+    )*};
+}
+impl_binary_operator!(Add add Add, Sub sub Sub, Mul mul Mul, Div div Div);

@@ -333,6 +333,23 @@ impl Kernel {
     pub fn local_dtype(&self, local: Local) -> DType {
         self.locals[local.0 as usize]
     }
+
+    /// The dtype of `expr` by the typing rules (see `verify.rs`), or `None` when it names a buffer or
+    /// local the kernel does not have. The operands' dtypes are not checked against each other: this
+    /// is the result type of an expression the verifier accepts (a `Binary` has its left operand's
+    /// dtype, a `Select` its `then` arm's).
+    pub fn expr_dtype(&self, expr: &Expr) -> Option<DType> {
+        match expr {
+            Expr::Const(scalar) => Some(scalar.dtype()),
+            Expr::Var(_) => Some(DType::I64),
+            Expr::Local(local) => self.locals.get(local.0 as usize).copied(),
+            Expr::Load { buf, .. } => self.buffers.get(buf.0 as usize).map(|b| b.dtype),
+            Expr::Unary(_, a) | Expr::Binary(_, a, _) | Expr::Fma(a, _, _) => self.expr_dtype(a),
+            Expr::Select { then, .. } => self.expr_dtype(then),
+            Expr::Cmp(..) => Some(DType::Bool),
+            Expr::Cast(dtype, _) => Some(*dtype),
+        }
+    }
 }
 
 impl fmt::Display for BufferId {

@@ -14,3 +14,8 @@ pub mod program;
 pub use builder::{row_major_strides, KernelBuilder};
 pub use ir::*;
 pub use program::*;
+pub mod interp;
+pub mod lower;
+pub mod schedule;
+pub mod text;
+pub mod verify;

@@ -1,0 +1,426 @@
+//! conv and conv_transpose, N-d over the spatial axes of `[N, C, *spatial]`.
+//!
+//! conv: when any window position falls outside the input (pads, or the last window overhanging),
+//! the kernel first copies `x` into a zero-filled scratch buffer large enough for every window, so
+//! the main nest's loads are affine and always in bounds. The nest is
+//! `for n, group, oc_in_group, *out_spatial { acc = bias; for ic_in_group, *kernel { acc = fma(..) } }`:
+//! the output's last spatial dim is the innermost output loop, with the reduction inside it. Splitting
+//! the output channel into (group, channel in group) keeps the input-channel index affine.
+//!
+//! conv_transpose scatters: every input element adds `x * w` into a zero-initialised scratch buffer
+//! covering the full (unpadded) result and every output position, then the output (shifted by the
+//! begin pad, which `same_*` may make negative) is read back with the bias added. Pads and output
+//! sizes follow sinter-ref's geometry exactly.
+
+use super::{cst, Lowerer, NodeCx, Operand};
+use crate::builder::row_major_strides;
+use crate::ir::*;
+use sinter_ir::{AutoPad, DType, Op};
+use std::ops::Add;
+
+pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
+    match cx.op {
+        Op::Conv {
+            strides,
+            pads,
+            dilations,
+            group,
+            auto_pad,
+        } => lower_conv(lw, cx, strides, pads, dilations, *group, *auto_pad),
+        Op::ConvTranspose {
+            strides,
+            pads,
+            dilations,
+            group,
+            auto_pad,
+            output_padding,
+            output_shape: _,
+        } => lower_conv_transpose(
+            lw,
+            cx,
+            strides,
+            pads,
+            dilations,
+            *group,
+            *auto_pad,
+            output_padding,
+        ),
+        _ => Err("not a convolution".into()),
+    }
+}
+
+/// `values` per spatial axis, or all ones when empty.
+pub(crate) fn per_axis_or_ones(name: &str, values: &[i64], n: usize) -> Result<Vec<usize>, String> {
+    if values.is_empty() {
+        return Ok(vec![1; n]);
+    }
+    if values.len() != n || values.iter().any(|&v| v < 1) {
+        return Err(format!("`{name}` {values:?} needs {n} positive entries"));
+    }
+    Ok(values.iter().map(|&v| v as usize).collect())
+}
+
+/// Begin and end pads per axis after resolving `auto_pad` (as sinter-ref's conv and pools do).
+pub(crate) fn resolve_pads(
+    auto_pad: AutoPad,
+    pads: &[i64],
+    in_spatial: &[usize],
+    stride: &[usize],
+    extent: &[usize],
+) -> Result<(Vec<usize>, Vec<usize>), String> {
+    let n = in_spatial.len();
+    match auto_pad {
+        AutoPad::NotSet if pads.is_empty() => Ok((vec![0; n], vec![0; n])),
+        AutoPad::NotSet => {
+            if pads.len() != 2 * n || pads.iter().any(|&p| p < 0) {
+                return Err(format!(
+                    "`pads` {pads:?} needs {} non-negative entries",
+                    2 * n
+                ));
+            }
+            let p: Vec<usize> = pads.iter().map(|&p| p as usize).collect();
+            Ok((p[..n].to_vec(), p[n..].to_vec()))
+        }
+        AutoPad::Valid => Ok((vec![0; n], vec![0; n])),
+        AutoPad::SameUpper | AutoPad::SameLower => Ok((0..n)
+            .map(|a| {
+                let out = in_spatial[a].div_ceil(stride[a]);
+                let needed =
+                    (out.saturating_sub(1) * stride[a] + extent[a]).saturating_sub(in_spatial[a]);
+                let begin = if auto_pad == AutoPad::SameLower {
+                    needed - needed / 2
+                } else {
+                    needed / 2
+                };
+                (begin, needed - begin)
+            })
+            .unzip()),
+    }
+}
+
+/// A copy of `x` (`[lead.., spatial..]`) into scratch memory of `[lead.., padded..]` filled with
+/// `fill`, the input starting at `begin` on each spatial axis.
+pub(crate) struct PaddedCopy<'a> {
+    pub x: BufferId,
+    pub x_shape: &'a [usize],
+    pub n_lead: usize,
+    pub begin: &'a [usize],
+    pub padded: &'a [usize],
+    pub fill: Expr,
+    pub dtype: DType,
+}
+
+/// Emits `copy` inside kernel `k`; returns the scratch buffer and its shape.
+pub(crate) fn pad_spatial_into_scratch(
+    k: &mut super::KernelDraft,
+    name: &str,
+    copy: PaddedCopy,
+) -> (BufferId, Vec<usize>) {
+    let PaddedCopy {
+        x,
+        x_shape,
+        n_lead,
+        begin,
+        padded,
+        fill,
+        dtype,
+    } = copy;
+    let mut scratch_shape = x_shape[..n_lead].to_vec();
+    scratch_shape.extend_from_slice(padded);
+    let xp = k.scratch(name, dtype, &scratch_shape);
+    let total: usize = scratch_shape.iter().product();
+    k.kb.loop_(total, |kb, i| kb.store(xp, Index::var(i), fill));
+    let sp_strides = row_major_strides(&scratch_shape);
+    let x_strides = row_major_strides(x_shape);
+    let offset: i64 = begin
+        .iter()
+        .enumerate()
+        .map(|(a, &b)| b as i64 * sp_strides[n_lead + a])
+        .sum();
+    k.kb.loops(x_shape, |kb, vars| {
+        kb.store(
+            xp,
+            Index::strided(vars, &sp_strides, offset),
+            Expr::load(x, Index::strided(vars, &x_strides, 0)),
+        );
+    });
+    (xp, scratch_shape)
+}
+
+fn float_dtype(dtype: DType) -> Result<(), String> {
+    if dtype.is_float() {
+        Ok(())
+    } else {
+        Err(format!("convolution of {dtype}"))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn lower_conv(
+    lw: &mut Lowerer,
+    cx: &NodeCx,
+    strides: &[i64],
+    pads: &[i64],
+    dilations: &[i64],
+    group: i64,
+    auto_pad: AutoPad,
+) -> Result<(), String> {
+    let (x, w) = (cx.input(0)?, cx.input(1)?);
+    let bias = cx.optional_input(2);
+    let out = cx.output(0);
+    float_dtype(x.dtype)?;
+    if x.rank() < 3 || w.rank() != x.rank() {
+        return Err("conv needs x and w of equal rank >= 3".into());
+    }
+    let n_sp = x.rank() - 2;
+    let (n_batch, n_in) = (x.shape[0], x.shape[1]);
+    let n_out = w.shape[0];
+    let group = usize::try_from(group)
+        .ok()
+        .filter(|&g| g >= 1)
+        .ok_or("group < 1")?;
+    if n_in % group != 0 || n_out % group != 0 || w.shape[1] != n_in / group {
+        return Err(format!(
+            "w {:?} does not fit x {:?} with group {group}",
+            w.shape, x.shape
+        ));
+    }
+    let (cg, mg) = (n_in / group, n_out / group);
+    let kernel = &w.shape[2..];
+    let in_sp = &x.shape[2..];
+    let out_sp = &out.shape[2..];
+    let stride = per_axis_or_ones("strides", strides, n_sp)?;
+    let dilation = per_axis_or_ones("dilations", dilations, n_sp)?;
+    let extent: Vec<usize> = (0..n_sp)
+        .map(|a| (kernel[a].max(1) - 1) * dilation[a] + 1)
+        .collect();
+    let (begin, end) = resolve_pads(auto_pad, pads, in_sp, &stride, &extent)?;
+    let padded: Vec<usize> = (0..n_sp)
+        .map(|a| {
+            let needed = if out_sp[a] == 0 {
+                0
+            } else {
+                (out_sp[a] - 1) * stride[a] + extent[a]
+            };
+            (in_sp[a] + begin[a] + end[a]).max(needed)
+        })
+        .collect();
+    let needs_pad = (0..n_sp).any(|a| padded[a] != in_sp[a] || begin[a] != 0);
+
+    let mut k = lw.kernel(&cx.stem, &[&cx.node]);
+    let xb = k.input(x);
+    let wb = k.input(w);
+    let bb = bias.map(|b| k.input(b));
+    let yb = k.output(out);
+    let dtype = x.dtype;
+    let (src, src_shape) = if needs_pad {
+        pad_spatial_into_scratch(
+            &mut k,
+            "pad",
+            PaddedCopy {
+                x: xb,
+                x_shape: &x.shape,
+                n_lead: 2,
+                begin: &begin,
+                padded: &padded,
+                fill: cst(dtype, 0.0),
+                dtype,
+            },
+        )
+    } else {
+        (xb, x.shape.clone())
+    };
+    let src_strides = row_major_strides(&src_shape);
+    let w_strides = row_major_strides(&w.shape);
+    let y_strides = row_major_strides(&out.shape);
+    let mut outer = vec![n_batch, group, mg];
+    outer.extend_from_slice(out_sp);
+    let mut inner = vec![cg];
+    inner.extend_from_slice(kernel);
+    k.kb.loops(&outer, |kb, ov| {
+        let (nv, gv, mv, osv) = (ov[0], ov[1], ov[2], &ov[3..]);
+        let init = match bb {
+            Some(b) => Expr::load(b, Index::affine([(gv, mg as i64), (mv, 1)], 0)),
+            None => cst(dtype, 0.0),
+        };
+        let acc = kb.local(dtype, init);
+        kb.loops(&inner, |kb, iv| {
+            let (cv, kv) = (iv[0], &iv[1..]);
+            let mut x_terms = vec![
+                (nv, src_strides[0]),
+                (gv, cg as i64 * src_strides[1]),
+                (cv, src_strides[1]),
+            ];
+            let mut w_terms = vec![
+                (gv, mg as i64 * w_strides[0]),
+                (mv, w_strides[0]),
+                (cv, w_strides[1]),
+            ];
+            for a in 0..n_sp {
+                x_terms.push((osv[a], stride[a] as i64 * src_strides[2 + a]));
+                x_terms.push((kv[a], dilation[a] as i64 * src_strides[2 + a]));
+                w_terms.push((kv[a], w_strides[2 + a]));
+            }
+            let xv = Expr::load(src, Index::affine(x_terms, 0));
+            let wv = Expr::load(wb, Index::affine(w_terms, 0));
+            kb.assign(acc, Expr::fma(xv, wv, Expr::Local(acc)));
+        });
+        let mut y_terms = vec![
+            (nv, y_strides[0]),
+            (gv, mg as i64 * y_strides[1]),
+            (mv, y_strides[1]),
+        ];
+        for a in 0..n_sp {
+            y_terms.push((osv[a], y_strides[2 + a]));
+        }
+        kb.store(yb, Index::affine(y_terms, 0), Expr::Local(acc));
+    });
+    lw.emit(k);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn lower_conv_transpose(
+    lw: &mut Lowerer,
+    cx: &NodeCx,
+    strides: &[i64],
+    pads: &[i64],
+    dilations: &[i64],
+    group: i64,
+    auto_pad: AutoPad,
+    output_padding: &[i64],
+) -> Result<(), String> {
+    let (x, w) = (cx.input(0)?, cx.input(1)?);
+    let bias = cx.optional_input(2);
+    let out: &Operand = cx.output(0);
+    float_dtype(x.dtype)?;
+    if x.rank() < 3 || w.rank() != x.rank() {
+        return Err("conv_transpose needs x and w of equal rank >= 3".into());
+    }
+    let Op::ConvTranspose { output_shape, .. } = cx.op else {
+        return Err("not conv_transpose".into());
+    };
+    let n_sp = x.rank() - 2;
+    let (n_batch, n_in) = (x.shape[0], x.shape[1]);
+    let group = usize::try_from(group)
+        .ok()
+        .filter(|&g| g >= 1)
+        .ok_or("group < 1")?;
+    if w.shape[0] != n_in || n_in % group != 0 {
+        return Err(format!("w {:?} does not fit x {:?}", w.shape, x.shape));
+    }
+    let (cg, mg) = (n_in / group, w.shape[1]);
+    let n_out = mg * group;
+    let kernel = &w.shape[2..];
+    let in_sp = &x.shape[2..];
+    let out_sp = &out.shape[2..];
+    let stride = per_axis_or_ones("strides", strides, n_sp)?;
+    let dilation = per_axis_or_ones("dilations", dilations, n_sp)?;
+    let extra: Vec<i64> = if output_padding.is_empty() {
+        vec![0; n_sp]
+    } else {
+        output_padding.to_vec()
+    };
+    let full: Vec<i64> = (0..n_sp)
+        .map(|a| {
+            stride[a] as i64 * (in_sp[a] as i64 - 1).max(0)
+                + extra[a]
+                + ((kernel[a].max(1) - 1) * dilation[a] + 1) as i64
+        })
+        .collect();
+    // The begin pad per axis (negative when the output extends before the full result).
+    let begin: Vec<i64> = if !output_shape.is_empty()
+        || matches!(auto_pad, AutoPad::SameUpper | AutoPad::SameLower)
+    {
+        (0..n_sp)
+            .map(|a| {
+                let total = full[a] - out_sp[a] as i64;
+                match auto_pad {
+                    AutoPad::SameUpper => total.div_euclid(2),
+                    AutoPad::SameLower => total - total.div_euclid(2),
+                    _ => (total - total / 2).max(0),
+                }
+            })
+            .collect()
+    } else {
+        match auto_pad {
+            AutoPad::Valid => vec![0; n_sp],
+            _ if pads.is_empty() => vec![0; n_sp],
+            _ if pads.len() == 2 * n_sp => pads[..n_sp].to_vec(),
+            _ => return Err(format!("`pads` {pads:?} needs {} entries", 2 * n_sp)),
+        }
+    };
+    // The scratch axis covers [lo, hi) of full-result coordinates: the full result and the output.
+    let lo: Vec<i64> = (0..n_sp).map(|a| begin[a].min(0)).collect();
+    let hi: Vec<i64> = (0..n_sp)
+        .map(|a| full[a].max(begin[a] + out_sp[a] as i64))
+        .collect();
+    let mut scratch_shape = vec![n_batch, n_out];
+    scratch_shape.extend((0..n_sp).map(|a| (hi[a] - lo[a]) as usize));
+
+    let dtype = x.dtype;
+    let mut k = lw.kernel(&cx.stem, &[&cx.node]);
+    let xb = k.input(x);
+    let wb = k.input(w);
+    let bb = bias.map(|b| k.input(b));
+    let yb = k.output(out);
+    let acc = k.scratch("full", dtype, &scratch_shape);
+    let total: usize = scratch_shape.iter().product();
+    k.kb.loop_(total, |kb, i| kb.store(acc, Index::var(i), cst(dtype, 0.0)));
+    let s_strides = row_major_strides(&scratch_shape);
+    let x_strides = row_major_strides(&x.shape);
+    let w_strides = row_major_strides(&w.shape);
+    let y_strides = row_major_strides(&out.shape);
+    let mut extents = vec![n_batch, group, cg];
+    extents.extend_from_slice(in_sp);
+    extents.push(mg);
+    extents.extend_from_slice(kernel);
+    let scatter_offset: i64 = (0..n_sp).map(|a| -lo[a] * s_strides[2 + a]).sum();
+    k.kb.loops(&extents, |kb, v| {
+        let (nv, gv, cv) = (v[0], v[1], v[2]);
+        let isv = &v[3..3 + n_sp];
+        let mv = v[3 + n_sp];
+        let kv = &v[4 + n_sp..];
+        let mut x_terms = vec![
+            (nv, x_strides[0]),
+            (gv, cg as i64 * x_strides[1]),
+            (cv, x_strides[1]),
+        ];
+        let mut w_terms = vec![
+            (gv, cg as i64 * w_strides[0]),
+            (cv, w_strides[0]),
+            (mv, w_strides[1]),
+        ];
+        let mut s_terms = vec![
+            (nv, s_strides[0]),
+            (gv, mg as i64 * s_strides[1]),
+            (mv, s_strides[1]),
+        ];
+        for a in 0..n_sp {
+            x_terms.push((isv[a], x_strides[2 + a]));
+            w_terms.push((kv[a], w_strides[2 + a]));
+            s_terms.push((isv[a], stride[a] as i64 * s_strides[2 + a]));
+            s_terms.push((kv[a], dilation[a] as i64 * s_strides[2 + a]));
+        }
+        let s_idx = Index::affine(s_terms, scatter_offset);
+        let prod = Expr::fma(
+            Expr::load(xb, Index::affine(x_terms, 0)),
+            Expr::load(wb, Index::affine(w_terms, 0)),
+            Expr::load(acc, s_idx.clone()),
+        );
+        kb.store(acc, s_idx, prod);
+    });
+    let read_offset: i64 = (0..n_sp)
+        .map(|a| (begin[a] - lo[a]) * s_strides[2 + a])
+        .sum();
+    k.kb.loops(&out.shape, |kb, v| {
+        let value = Expr::load(acc, Index::strided(v, &s_strides, read_offset));
+        let value = match bb {
+            Some(b) => Expr::add(value, Expr::load(b, Index::var(v[1]))),
+            None => value,
+        };
+        kb.store(yb, Index::strided(v, &y_strides, 0), value);
+    });
+    lw.emit(k);
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! matmul and gemm, both as one parametrised matrix product ([`Product`]):
+//! `for batch.. { for m { for n { acc = 0; for k { acc = fma(a[m,k], b[k,n], acc) } store } } }`.
+//!
+//! `n` sits outside `k` so the scheduler can vectorise `n` (b and the output are contiguous in it).
+//! Operand layouts (transposes, 1-d promotion, broadcast batch dims) are strides, never copies.
+//! Float products accumulate in the operand dtype with fused multiply-adds (sinter-ref accumulates
+//! in f64; the difference is within the fixture tolerances for the sizes in use); integer products
+//! wrap, exactly as sinter-ref's.
+
+use super::{broadcast_strides, cst, Lowerer, NodeCx, Operand};
+use crate::builder::row_major_strides;
+use crate::ir::*;
+use sinter_ir::{DType, Op};
+use std::ops::{Add, Mul};
+
+/// One (batched) matrix product `out[b.., m, n] = alpha * Σ_k a[b.., m, k] * b[b.., k, n] + beta * c`.
+pub(crate) struct Product<'a> {
+    pub batch: Vec<usize>,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub a: &'a Operand,
+    /// Per batch dim, then the row (m) and inner (k) strides.
+    pub a_batch: Vec<i64>,
+    pub a_m: i64,
+    pub a_k: i64,
+    pub b: &'a Operand,
+    pub b_batch: Vec<i64>,
+    pub b_k: i64,
+    pub b_n: i64,
+    pub out: &'a Operand,
+    pub out_batch: Vec<i64>,
+    pub out_m: i64,
+    pub out_n: i64,
+    pub alpha: f64,
+    /// `beta` and `c` with its strides over (batch.., m, n).
+    pub bias: Option<(f64, &'a Operand, Vec<i64>)>,
+}
+
+pub(crate) fn lower_product(lw: &mut Lowerer, cx: &NodeCx, p: &Product) -> Result<(), String> {
+    let dtype = p.out.dtype;
+    if !matches!(dtype, DType::F32 | DType::F64 | DType::I32 | DType::I64) {
+        return Err(format!("matrix products of {dtype}"));
+    }
+    if p.a.dtype != dtype || p.b.dtype != dtype {
+        return Err(format!("operands of {} and {}", p.a.dtype, p.b.dtype));
+    }
+    let float = dtype.is_float();
+    if !float && (p.alpha != 1.0 || p.bias.as_ref().is_some_and(|(beta, _, _)| *beta != 1.0)) {
+        return Err("integer gemm with alpha or beta other than 1".into());
+    }
+    let mut kd = lw.kernel(&cx.stem, &[&cx.node]);
+    let a = kd.input(p.a);
+    let b = kd.input(p.b);
+    let c = p
+        .bias
+        .as_ref()
+        .map(|(beta, c, strides)| (*beta, kd.input(c), strides));
+    let y = kd.output(p.out);
+    let mut extents = p.batch.clone();
+    extents.extend([p.m, p.n]);
+    kd.kb.loops(&extents, |kb, vars| {
+        let (batch_vars, mn) = vars.split_at(p.batch.len());
+        let (mv, nv) = (mn[0], mn[1]);
+        let acc = kb.local(dtype, cst(dtype, 0.0));
+        kb.loop_(p.k, |kb, kv| {
+            let a_idx = Index::strided(batch_vars, &p.a_batch, 0)
+                .plus(Index::affine([(mv, p.a_m), (kv, p.a_k)], 0));
+            let b_idx = Index::strided(batch_vars, &p.b_batch, 0)
+                .plus(Index::affine([(kv, p.b_k), (nv, p.b_n)], 0));
+            let (x, w) = (Expr::load(a, a_idx), Expr::load(b, b_idx));
+            let value = if float {
+                Expr::fma(x, w, Expr::Local(acc))
+            } else {
+                Expr::add(Expr::Local(acc), Expr::mul(x, w))
+            };
+            kb.assign(acc, value);
+        });
+        let mut result = Expr::Local(acc);
+        if p.alpha != 1.0 {
+            result = Expr::mul(cst(dtype, p.alpha), result);
+        }
+        if let Some((beta, c, strides)) = &c {
+            let c_val = Expr::load(*c, Index::strided(vars, strides, 0));
+            let scaled = if *beta == 1.0 {
+                c_val
+            } else {
+                Expr::mul(cst(dtype, *beta), c_val)
+            };
+            result = Expr::add(result, scaled);
+        }
+        let out_idx = Index::strided(batch_vars, &p.out_batch, 0)
+            .plus(Index::affine([(mv, p.out_m), (nv, p.out_n)], 0));
+        kb.store(y, out_idx, result);
+    });
+    lw.emit(kd);
+    Ok(())
+}
+
+pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
+    let (a, b) = (cx.input(0)?, cx.input(1)?);
+    let out = cx.output(0);
+    match *cx.op {
+        Op::MatMul {} => {
+            if a.rank() == 0 || b.rank() == 0 {
+                return Err("matmul of a scalar".into());
+            }
+            let a_shape: Vec<usize> = if a.rank() == 1 {
+                vec![1, a.shape[0]]
+            } else {
+                a.shape.clone()
+            };
+            let b_shape: Vec<usize> = if b.rank() == 1 {
+                vec![b.shape[0], 1]
+            } else {
+                b.shape.clone()
+            };
+            let (a_batch, a_mat) = a_shape.split_at(a_shape.len() - 2);
+            let (b_batch, b_mat) = b_shape.split_at(b_shape.len() - 2);
+            let (m, k, n) = (a_mat[0], a_mat[1], b_mat[1]);
+            if b_mat[0] != k {
+                return Err(format!("inner dims {k} and {} differ", b_mat[0]));
+            }
+            let n_batch = a_batch.len().max(b_batch.len());
+            let batch: Vec<usize> = out.shape[..n_batch].to_vec();
+            // The output viewed as [batch.., m, n] (1-d promotions re-inserted as size-1 dims).
+            let mut out_full = batch.clone();
+            out_full.extend([m, n]);
+            if out_full.iter().product::<usize>() != out.len() {
+                return Err(format!(
+                    "output shape {:?} does not match the product",
+                    out.shape
+                ));
+            }
+            let out_strides = row_major_strides(&out_full);
+            let a_strides = row_major_strides(a_mat);
+            let b_strides = row_major_strides(b_mat);
+            let a_batch_strides = scaled(broadcast_strides(a_batch, &batch), m * k);
+            let b_batch_strides = scaled(broadcast_strides(b_batch, &batch), k * n);
+            lower_product(
+                lw,
+                cx,
+                &Product {
+                    batch,
+                    m,
+                    k,
+                    n,
+                    a,
+                    a_batch: a_batch_strides,
+                    a_m: if m == 1 { 0 } else { a_strides[0] },
+                    a_k: a_strides[1],
+                    b,
+                    b_batch: b_batch_strides,
+                    b_k: b_strides[0],
+                    b_n: if n == 1 { 0 } else { b_strides[1] },
+                    out,
+                    out_batch: out_strides[..n_batch].to_vec(),
+                    out_m: out_strides[n_batch],
+                    out_n: out_strides[n_batch + 1],
+                    alpha: 1.0,
+                    bias: None,
+                },
+            )
+        }
+        Op::Gemm {
+            alpha,
+            beta,
+            trans_a,
+            trans_b,
+        } => {
+            if a.rank() != 2 || b.rank() != 2 {
+                return Err("gemm needs 2-d operands".into());
+            }
+            let (m, k, a_m, a_k) = if trans_a {
+                (a.shape[1], a.shape[0], 1, a.shape[1] as i64)
+            } else {
+                (a.shape[0], a.shape[1], a.shape[1] as i64, 1)
+            };
+            let (n, b_k, b_n) = if trans_b {
+                (b.shape[0], 1, b.shape[1] as i64)
+            } else {
+                (b.shape[1], b.shape[1] as i64, 1)
+            };
+            // ONNX's reference skips `c` when beta is 0, so NaN in `c` does not leak through.
+            let bias = match cx.optional_input(2) {
+                Some(c) if beta != 0.0 => {
+                    if c.rank() > 2 {
+                        return Err("c of rank > 2".into());
+                    }
+                    Some((f64::from(beta), c, broadcast_strides(&c.shape, &[m, n])))
+                }
+                _ => None,
+            };
+            lower_product(
+                lw,
+                cx,
+                &Product {
+                    batch: vec![],
+                    m,
+                    k,
+                    n,
+                    a,
+                    a_batch: vec![],
+                    a_m,
+                    a_k,
+                    b,
+                    b_batch: vec![],
+                    b_k,
+                    b_n,
+                    out,
+                    out_batch: vec![],
+                    out_m: n as i64,
+                    out_n: 1,
+                    alpha: f64::from(alpha),
+                    bias,
+                },
+            )
+        }
+        _ => Err("not a linear algebra op".into()),
+    }
+}
+
+fn scaled(strides: Vec<i64>, factor: usize) -> Vec<i64> {
+    strides.into_iter().map(|s| s * factor as i64).collect()
+}

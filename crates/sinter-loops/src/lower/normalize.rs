@@ -1,0 +1,368 @@
+//! Normalizations: batch_norm (inference), the row normalizations (layer_norm, rms_norm,
+//! instance_norm, group_norm: one parametrised lowering, [`RowNorm`]), softmax/log_softmax and lrn.
+//!
+//! A row normalization views `x` as `[outer.., block..]` with the block contiguous. Per row it makes
+//! a mean pass (unless it is rms_norm), a variance (or mean-square) pass, then writes
+//! `(x - mean) * inv_std * scale + bias`, the parameters indexed by strides over the outer and block
+//! loop variables. Statistics accumulate in the input dtype (sinter-ref uses f64; the two-pass
+//! variance keeps the difference within tolerance). softmax subtracts the row maximum first and
+//! log_softmax is `x - max - ln(Σ e^(x - max))`, as sinter-ref computes them. lrn sums squares over a
+//! channel window of a zero-padded scratch copy, so the window loads are affine and in bounds.
+
+use super::conv::{pad_spatial_into_scratch, PaddedCopy};
+use super::{broadcast_strides, cst, norm_axis, Lowerer, NodeCx, Operand};
+use crate::builder::row_major_strides;
+use crate::ir::*;
+use sinter_ir::{DType, Op};
+use std::ops::{Add, Div, Mul, Sub};
+
+pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
+    let x = cx.input(0)?;
+    if !x.dtype.is_float() {
+        return Err(format!("normalization of {}", x.dtype));
+    }
+    match cx.op {
+        Op::BatchNorm { epsilon } => lower_batch_norm(lw, cx, f64::from(*epsilon)),
+        Op::Softmax { axis } => lower_softmax(lw, cx, *axis, false),
+        Op::LogSoftmax { axis } => lower_softmax(lw, cx, *axis, true),
+        Op::Lrn {
+            size,
+            alpha,
+            beta,
+            bias,
+        } => lower_lrn(
+            lw,
+            cx,
+            *size,
+            f64::from(*alpha),
+            f64::from(*beta),
+            f64::from(*bias),
+        ),
+        Op::LayerNorm { axis, epsilon } | Op::RmsNorm { axis, epsilon } => {
+            let axis = norm_axis(*axis, x.rank())?;
+            let block = &x.shape[axis..];
+            let scale = cx.input(1)?;
+            let bias = match cx.op {
+                Op::LayerNorm { .. } => cx.optional_input(2),
+                _ => None,
+            };
+            for p in [Some(scale), bias].into_iter().flatten() {
+                if p.rank() > block.len() {
+                    return Err(format!(
+                        "parameter {:?} does not fit the block {block:?}",
+                        p.shape
+                    ));
+                }
+            }
+            let outer = x.shape[..axis].to_vec();
+            let zeros = vec![0; outer.len()];
+            lower_row_norm(
+                lw,
+                cx,
+                &RowNorm {
+                    outer: outer.clone(),
+                    block: block.to_vec(),
+                    center: matches!(cx.op, Op::LayerNorm { .. }),
+                    epsilon: f64::from(*epsilon),
+                    scale: (scale, zeros.clone(), broadcast_strides(&scale.shape, block)),
+                    bias: bias.map(|b| (b, zeros, broadcast_strides(&b.shape, block))),
+                },
+            )
+        }
+        Op::InstanceNorm { epsilon } => {
+            if x.rank() < 3 {
+                return Err("instance_norm needs rank >= 3".into());
+            }
+            let spatial: usize = x.shape[2..].iter().product();
+            let channel = |slot| -> Result<(&Operand, Vec<i64>, Vec<i64>), String> {
+                Ok((cx.input(slot)?, vec![0, 1], vec![0]))
+            };
+            lower_row_norm(
+                lw,
+                cx,
+                &RowNorm {
+                    outer: vec![x.shape[0], x.shape[1]],
+                    block: vec![spatial],
+                    center: true,
+                    epsilon: f64::from(*epsilon),
+                    scale: channel(1)?,
+                    bias: Some(channel(2)?),
+                },
+            )
+        }
+        Op::GroupNorm {
+            num_groups,
+            epsilon,
+        } => {
+            if x.rank() < 2 {
+                return Err("group_norm needs rank >= 2".into());
+            }
+            let n_channels = x.shape[1];
+            let groups = usize::try_from(*num_groups)
+                .ok()
+                .filter(|&g| g >= 1 && n_channels % g == 0)
+                .ok_or("num_groups must divide the channels")?;
+            let cg = n_channels / groups;
+            let spatial: usize = x.shape[2..].iter().product();
+            let channel = |slot| -> Result<(&Operand, Vec<i64>, Vec<i64>), String> {
+                Ok((cx.input(slot)?, vec![0, cg as i64], vec![1, 0]))
+            };
+            lower_row_norm(
+                lw,
+                cx,
+                &RowNorm {
+                    outer: vec![x.shape[0], groups],
+                    block: vec![cg, spatial],
+                    center: true,
+                    epsilon: f64::from(*epsilon),
+                    scale: channel(1)?,
+                    bias: Some(channel(2)?),
+                },
+            )
+        }
+        _ => Err("not a normalization".into()),
+    }
+}
+
+fn lower_batch_norm(lw: &mut Lowerer, cx: &NodeCx, epsilon: f64) -> Result<(), String> {
+    let x = cx.input(0)?;
+    let out = cx.output(0);
+    if x.rank() < 2 {
+        return Err("batch_norm needs rank >= 2".into());
+    }
+    let dtype = x.dtype;
+    let spatial: usize = x.shape[2..].iter().product();
+    let mut k = lw.kernel(&cx.stem, &[&cx.node]);
+    let xb = k.input(x);
+    let params: Vec<BufferId> = (1..5)
+        .map(|slot| cx.input(slot).map(|p| k.input(p)))
+        .collect::<Result<_, _>>()?;
+    let yb = k.output(out);
+    let (scale, bias, mean, var) = (params[0], params[1], params[2], params[3]);
+    let shape = [x.shape[0], x.shape[1], spatial];
+    let strides = row_major_strides(&shape);
+    k.kb.loops(&shape, |kb, v| {
+        let c = |b| Expr::load(b, Index::var(v[1]));
+        let xi = Index::strided(v, &strides, 0);
+        let inv = Expr::unary(UnaryOp::Sqrt, Expr::add(c(var), cst(dtype, epsilon)));
+        let value = Expr::add(
+            Expr::mul(
+                Expr::div(Expr::sub(Expr::load(xb, xi.clone()), c(mean)), inv),
+                c(scale),
+            ),
+            c(bias),
+        );
+        kb.store(yb, xi, value);
+    });
+    lw.emit(k);
+    Ok(())
+}
+
+/// A normalization over contiguous rows: `x` is `[outer.., block..]`; each parameter comes with its
+/// strides over the outer and the block loop variables.
+struct RowNorm<'a> {
+    outer: Vec<usize>,
+    block: Vec<usize>,
+    /// Subtract the mean (layer, instance and group norm) or not (rms norm).
+    center: bool,
+    epsilon: f64,
+    scale: (&'a Operand, Vec<i64>, Vec<i64>),
+    bias: Option<(&'a Operand, Vec<i64>, Vec<i64>)>,
+}
+
+fn lower_row_norm(lw: &mut Lowerer, cx: &NodeCx, n: &RowNorm) -> Result<(), String> {
+    let x = cx.input(0)?;
+    let out = cx.output(0);
+    let dtype = x.dtype;
+    let mut full = n.outer.clone();
+    full.extend_from_slice(&n.block);
+    if full.iter().product::<usize>() != x.len() {
+        return Err("the row layout does not cover x".into());
+    }
+    let strides = row_major_strides(&full);
+    let (outer_strides, block_strides) = strides.split_at(n.outer.len());
+    let count: usize = n.block.iter().product();
+    let mut k = lw.kernel(&cx.stem, &[&cx.node]);
+    let xb = k.input(x);
+    let sb = k.input(n.scale.0);
+    let bb = n.bias.as_ref().map(|b| k.input(b.0));
+    let yb = k.output(out);
+    k.kb.loops(&n.outer, |kb, ov| {
+        let row = Index::strided(ov, outer_strides, 0);
+        let at = |bv: &[LoopVar]| row.clone().plus(Index::strided(bv, block_strides, 0));
+        let mean = if n.center {
+            let sum = kb.local(dtype, cst(dtype, 0.0));
+            kb.loops(&n.block, |kb, bv| {
+                kb.assign(sum, Expr::add(Expr::Local(sum), Expr::load(xb, at(bv))));
+            });
+            Some(kb.local(dtype, Expr::div(Expr::Local(sum), cst(dtype, count as f64))))
+        } else {
+            None
+        };
+        let centered = |bv: &[LoopVar]| match mean {
+            Some(m) => Expr::sub(Expr::load(xb, at(bv)), Expr::Local(m)),
+            None => Expr::load(xb, at(bv)),
+        };
+        let sq = kb.local(dtype, cst(dtype, 0.0));
+        kb.loops(&n.block, |kb, bv| {
+            let d = centered(bv);
+            kb.assign(sq, Expr::fma(d.clone(), d, Expr::Local(sq)));
+        });
+        let var = Expr::div(Expr::Local(sq), cst(dtype, count as f64));
+        let inv_std = kb.local(
+            dtype,
+            Expr::div(
+                cst(dtype, 1.0),
+                Expr::unary(UnaryOp::Sqrt, Expr::add(var, cst(dtype, n.epsilon))),
+            ),
+        );
+        kb.loops(&n.block, |kb, bv| {
+            let param = |(buf, so, sb): (BufferId, &Vec<i64>, &Vec<i64>)| {
+                Expr::load(
+                    buf,
+                    Index::strided(ov, so, 0).plus(Index::strided(bv, sb, 0)),
+                )
+            };
+            let mut value = Expr::mul(
+                Expr::mul(centered(bv), Expr::Local(inv_std)),
+                param((sb, &n.scale.1, &n.scale.2)),
+            );
+            if let (Some(b), Some((_, so, sbs))) = (bb, &n.bias) {
+                value = Expr::add(value, param((b, so, sbs)));
+            }
+            kb.store(yb, at(bv), value);
+        });
+    });
+    lw.emit(k);
+    Ok(())
+}
+
+fn lower_softmax(lw: &mut Lowerer, cx: &NodeCx, axis: i64, log: bool) -> Result<(), String> {
+    let x = cx.input(0)?;
+    let out = cx.output(0);
+    let dtype = x.dtype;
+    let axis = norm_axis(axis, x.rank())?;
+    let n_axis = x.shape[axis];
+    let outer: usize = x.shape[..axis].iter().product();
+    let inner: usize = x.shape[axis + 1..].iter().product();
+    let strides = [(n_axis * inner) as i64, 1, inner as i64];
+    let mut k = lw.kernel(&cx.stem, &[&cx.node]);
+    let xb = k.input(x);
+    let yb = k.output(out);
+    k.kb.loops(&[outer, inner], |kb, v| {
+        let at = |j: LoopVar| Index::strided(&[v[0], v[1], j], &strides, 0);
+        let max = kb.local(dtype, cst(dtype, f64::NEG_INFINITY));
+        kb.loop_(n_axis, |kb, j| {
+            kb.assign(max, Expr::max(Expr::Local(max), Expr::load(xb, at(j))));
+        });
+        let sum = kb.local(dtype, cst(dtype, 0.0));
+        kb.loop_(n_axis, |kb, j| {
+            let e = Expr::unary(
+                UnaryOp::Exp,
+                Expr::sub(Expr::load(xb, at(j)), Expr::Local(max)),
+            );
+            kb.assign(sum, Expr::add(Expr::Local(sum), e));
+        });
+        let post = if log {
+            kb.local(dtype, Expr::unary(UnaryOp::Log, Expr::Local(sum)))
+        } else {
+            kb.local(dtype, Expr::div(cst(dtype, 1.0), Expr::Local(sum)))
+        };
+        kb.loop_(n_axis, |kb, j| {
+            let shifted = Expr::sub(Expr::load(xb, at(j)), Expr::Local(max));
+            let value = if log {
+                Expr::sub(shifted, Expr::Local(post))
+            } else {
+                Expr::mul(Expr::unary(UnaryOp::Exp, shifted), Expr::Local(post))
+            };
+            kb.store(yb, at(j), value);
+        });
+    });
+    lw.emit(k);
+    Ok(())
+}
+
+fn lower_lrn(
+    lw: &mut Lowerer,
+    cx: &NodeCx,
+    size: i64,
+    alpha: f64,
+    beta: f64,
+    bias: f64,
+) -> Result<(), String> {
+    let x = cx.input(0)?;
+    let out = cx.output(0);
+    let dtype = x.dtype;
+    if x.rank() < 2 || size < 1 {
+        return Err("lrn needs rank >= 2 and a positive size".into());
+    }
+    let size = size as usize;
+    let before = (size - 1) / 2;
+    let spatial: usize = x.shape[2..].iter().product();
+    let (n, c) = (x.shape[0], x.shape[1]);
+    let view = [n, c, spatial];
+    let mut k = lw.kernel(&cx.stem, &[&cx.node]);
+    let xb = k.input(x);
+    let yb = k.output(out);
+    // Pad the channel axis (treated as the "spatial" axis of a [N, C, S] view moved to the middle):
+    // the scratch is [N, C + size - 1, S] with x at channel offset `before`.
+    let padded_c = c + size - 1;
+    let (xp, xp_shape) = pad_channels(&mut k, xb, &view, before, padded_c, dtype);
+    let p_strides = row_major_strides(&xp_shape);
+    let strides = row_major_strides(&view);
+    let scale = cst(dtype, alpha / size as f64);
+    k.kb.loops(&view, |kb, v| {
+        let sum = kb.local(dtype, cst(dtype, 0.0));
+        kb.loop_(size, |kb, j| {
+            let u = Expr::load(
+                xp,
+                Index::affine(
+                    [
+                        (v[0], p_strides[0]),
+                        (v[1], p_strides[1]),
+                        (j, p_strides[1]),
+                        (v[2], 1),
+                    ],
+                    0,
+                ),
+            );
+            kb.assign(sum, Expr::fma(u.clone(), u, Expr::Local(sum)));
+        });
+        let xi = Index::strided(v, &strides, 0);
+        let denom = Expr::binary(
+            BinaryOp::Pow,
+            Expr::add(cst(dtype, bias), Expr::mul(scale.clone(), Expr::Local(sum))),
+            cst(dtype, beta),
+        );
+        kb.store(yb, xi.clone(), Expr::div(Expr::load(xb, xi), denom));
+    });
+    lw.emit(k);
+    Ok(())
+}
+
+/// Copies a `[N, C, S]` view of `x` into a zero-filled `[N, padded_c, S]` scratch at channel
+/// offset `before`.
+fn pad_channels(
+    k: &mut super::KernelDraft,
+    xb: BufferId,
+    view: &[usize; 3],
+    before: usize,
+    padded_c: usize,
+    dtype: DType,
+) -> (BufferId, Vec<usize>) {
+    // The channel axis is the one padded; as a [N, C, S] tensor with one "lead" dim, C and S are
+    // the padded axes, S with no padding.
+    pad_spatial_into_scratch(
+        k,
+        "pad",
+        PaddedCopy {
+            x: xb,
+            x_shape: view,
+            n_lead: 1,
+            begin: &[before, 0],
+            padded: &[padded_c, view[2]],
+            fill: cst(dtype, 0.0),
+            dtype,
+        },
+    )
+}

@@ -1,0 +1,315 @@
+//! resize (nearest and multilinear), with the interpolation geometry precomputed into weight tables.
+//!
+//! The per-axis taps (two input indices and weights per output coordinate) are computed at lowering
+//! time by a copy of sinter-ref's `axis_scales` / `source_coordinate` / `axis_taps` / `nearest_two`,
+//! which mirror `onnx.reference` bit for bit (nearest mode is sensitive to the last bit of a
+//! coordinate). Axes whose map is the identity are read with an affine index. The other
+//! ("resized") axes are combined: for each corner of the interpolation cell (one per subset of the
+//! resized axes' second taps) a table holds the flat input offset of every resized-output position,
+//! read through the IR's dynamic index term (its values are in range by construction). Weights are
+//! per-axis f64 tables.
+//!
+//! Linear interpolation computes in f64 with sinter-ref's nesting (inner axes first, each step
+//! `fma(w1, p1, w0 * p0)`) and saturates like numpy's `saturate_cast` (floats clip to the finite
+//! range, integers round half to even then clip), so integer images round as the reference does.
+
+use super::{Lowerer, NodeCx};
+use crate::builder::row_major_strides;
+use crate::ir::*;
+use sinter_ir::{CoordTransform, DType, NearestMode, Op, ResizeMode, Tensor, TensorData};
+use std::ops::Mul;
+
+struct AxisScale {
+    out_size: usize,
+    factor: f64,
+    float_out_size: f64,
+}
+
+fn axis_scales(
+    in_shape: &[usize],
+    scales: &[f32],
+    sizes: &[i64],
+) -> Result<Vec<AxisScale>, String> {
+    let rank = in_shape.len();
+    match (scales.is_empty(), sizes.is_empty()) {
+        (false, true) if scales.len() == rank => Ok(in_shape
+            .iter()
+            .zip(scales)
+            .map(|(&in_size, &scale)| AxisScale {
+                out_size: (f64::from(scale) * in_size as f64) as usize,
+                factor: f64::from(scale),
+                float_out_size: f64::from(scale * in_size as f32),
+            })
+            .collect()),
+        (true, false) if sizes.len() == rank => Ok(in_shape
+            .iter()
+            .zip(sizes)
+            .map(|(&in_size, &size)| {
+                let factor = size as f64 / in_size as f64;
+                AxisScale {
+                    out_size: size.max(0) as usize,
+                    factor,
+                    float_out_size: factor * in_size as f64,
+                }
+            })
+            .collect()),
+        _ => Err("resize needs exactly one of scales and sizes, one entry per axis".into()),
+    }
+}
+
+fn source_coordinate(
+    out_idx: usize,
+    in_size: usize,
+    scale: &AxisScale,
+    transform: CoordTransform,
+) -> f64 {
+    let x = out_idx as f64;
+    let out_width = scale.float_out_size;
+    match transform {
+        CoordTransform::AlignCorners if out_width == 1.0 => 0.0,
+        CoordTransform::AlignCorners => {
+            (out_idx * in_size.saturating_sub(1)) as f64 / (out_width - 1.0)
+        }
+        CoordTransform::Asymmetric => x / scale.factor,
+        CoordTransform::PytorchHalfPixel if out_width == 1.0 => -0.5,
+        CoordTransform::PytorchHalfPixel | CoordTransform::HalfPixel => {
+            (x + 0.5) / scale.factor - 0.5
+        }
+        CoordTransform::HalfPixelSymmetric => {
+            let adjustment = scale.out_size as f64 / out_width;
+            let center = in_size as f64 / 2.0;
+            let offset = center * (1.0 - adjustment);
+            offset + (x + 0.5) / scale.factor - 0.5
+        }
+    }
+}
+
+fn nearest_two(x: f64, in_size: usize) -> [usize; 2] {
+    let padded_len = in_size as i64 + 2;
+    let x_padded = x + 1.0;
+    let base = if x_padded.is_finite() {
+        x_padded.floor().clamp(-2.0, padded_len as f64 + 2.0) as i64
+    } else {
+        0
+    };
+    let mut candidates: Vec<i64> = (base - 2..=base + 3)
+        .chain([0, 1, padded_len - 2, padded_len - 1])
+        .filter(|&idx| (0..padded_len).contains(&idx))
+        .collect();
+    candidates.sort_by(|&a, &b| {
+        let da = (x_padded - a as f64).abs();
+        let db = (x_padded - b as f64).abs();
+        da.total_cmp(&db).then(a.cmp(&b))
+    });
+    candidates.dedup();
+    let mut pair = [candidates[0], candidates[1]];
+    pair.sort_unstable();
+    pair.map(|idx| (idx - 1).clamp(0, in_size as i64 - 1) as usize)
+}
+
+/// Two (input index, weight) taps; a missing tap has weight 0 and repeats the other index.
+fn axis_taps(
+    out_idx: usize,
+    in_size: usize,
+    scale: &AxisScale,
+    mode: ResizeMode,
+    transform: CoordTransform,
+    nearest_mode: NearestMode,
+) -> [(usize, f64); 2] {
+    let x_ori = source_coordinate(out_idx, in_size, scale, transform);
+    let floor = x_ori.floor();
+    let ratio = if x_ori == floor { 1.0 } else { x_ori - floor };
+    let coeffs = match mode {
+        ResizeMode::Linear => [1.0 - ratio, ratio],
+        ResizeMode::Nearest => {
+            let second = ratio == 1.0
+                || match nearest_mode {
+                    NearestMode::RoundPreferFloor => ratio > 0.5,
+                    NearestMode::RoundPreferCeil => ratio >= 0.5,
+                    NearestMode::Floor => false,
+                    NearestMode::Ceil => true,
+                };
+            if second {
+                [0.0, 1.0]
+            } else {
+                [1.0, 0.0]
+            }
+        }
+    };
+    let idx = nearest_two(x_ori, in_size);
+    match (coeffs[0] != 0.0, coeffs[1] != 0.0) {
+        (true, true) => [(idx[0], coeffs[0]), (idx[1], coeffs[1])],
+        (true, false) => [(idx[0], coeffs[0]), (idx[0], 0.0)],
+        (false, true) => [(idx[1], 0.0), (idx[1], coeffs[1])],
+        (false, false) => [(idx[0], 0.0), (idx[0], 0.0)],
+    }
+}
+
+pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
+    let Op::Resize {
+        mode,
+        coordinate_transformation_mode: transform,
+        nearest_mode,
+        scales,
+        sizes,
+    } = cx.op
+    else {
+        return Err("not resize".into());
+    };
+    let x = cx.input(0)?;
+    let out = cx.output(0);
+    let dtype = x.dtype;
+    if *mode == ResizeMode::Linear && dtype == DType::Bool {
+        return Err("linear resize of bool".into());
+    }
+    let rank = x.rank();
+    let axis_scales = axis_scales(&x.shape, scales, sizes)?;
+    if axis_scales.iter().map(|s| s.out_size).collect::<Vec<_>>() != out.shape {
+        return Err("the declared output shape differs from the scales".into());
+    }
+    if out.len() == 0 || x.len() == 0 {
+        return Err("empty resize".into());
+    }
+    let taps: Vec<Vec<[(usize, f64); 2]>> = (0..rank)
+        .map(|a| {
+            (0..out.shape[a])
+                .map(|o| {
+                    axis_taps(
+                        o,
+                        x.shape[a],
+                        &axis_scales[a],
+                        *mode,
+                        *transform,
+                        *nearest_mode,
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let is_identity = |a: usize| {
+        out.shape[a] == x.shape[a]
+            && taps[a]
+                .iter()
+                .enumerate()
+                .all(|(o, t)| t.iter().all(|&(i, w)| w == 0.0 || (i == o && w == 1.0)))
+    };
+    let resized: Vec<usize> = (0..rank).filter(|&a| !is_identity(a)).collect();
+    let kept: Vec<usize> = (0..rank).filter(|&a| is_identity(a)).collect();
+    let x_strides = row_major_strides(&x.shape);
+    let y_strides = row_major_strides(&out.shape);
+    let linear = *mode == ResizeMode::Linear;
+    let n_corners = if linear { 1usize << resized.len() } else { 1 };
+    if n_corners > 16 {
+        return Err(format!("linear resize over {} axes", resized.len()));
+    }
+    let resized_shape: Vec<usize> = resized.iter().map(|&a| out.shape[a]).collect();
+    let resized_strides = row_major_strides(&resized_shape);
+    let n_positions: usize = resized_shape.iter().product();
+    // Corner `c` takes tap `(c >> level) & 1` on resized axis `level`; nearest mode takes the tap
+    // with the non-zero weight.
+    let mut tables = Vec::with_capacity(n_corners);
+    for corner in 0..n_corners {
+        let mut offsets = Vec::with_capacity(n_positions);
+        for flat in 0..n_positions {
+            let mut offset = 0i64;
+            for (level, &a) in resized.iter().enumerate() {
+                let o = (flat as i64 / resized_strides[level]) as usize % out.shape[a];
+                let pair = taps[a][o];
+                let tap = if linear {
+                    pair[(corner >> level) & 1]
+                } else if pair[1].1 != 0.0 {
+                    pair[1]
+                } else {
+                    pair[0]
+                };
+                offset += tap.0 as i64 * x_strides[a];
+            }
+            offsets.push(offset);
+        }
+        let tensor = Tensor::from_vec(resized_shape.clone(), offsets).map_err(|e| e.to_string())?;
+        tables.push(lw.weight(format!("{}.offsets{corner}", out.name), tensor));
+    }
+    let weights: Vec<[super::Operand; 2]> = if linear {
+        resized
+            .iter()
+            .map(|&a| {
+                let make = |which: usize, lw: &mut Lowerer| {
+                    let values: Vec<f64> = taps[a].iter().map(|t| t[which].1).collect();
+                    let tensor = Tensor::new(vec![values.len()], TensorData::F64(values.into()))
+                        .expect("one weight per output coordinate");
+                    lw.weight(format!("{}.w{which}_axis{a}", out.name), tensor)
+                };
+                [make(0, lw), make(1, lw)]
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let extent: i64 = resized
+        .iter()
+        .map(|&a| (x.shape[a] as i64 - 1) * x_strides[a])
+        .sum::<i64>()
+        + 1;
+
+    let mut k = lw.kernel(&cx.stem, &[&cx.node]);
+    let xb = k.input(x);
+    let table_bufs: Vec<BufferId> = tables.iter().map(|t| k.input(t)).collect();
+    let weight_bufs: Vec<[BufferId; 2]> = weights
+        .iter()
+        .map(|[a, b]| [k.input(a), k.input(b)])
+        .collect();
+    let yb = k.output(out);
+    k.kb.loops(&out.shape, |kb, v| {
+        let resized_vars: Vec<LoopVar> = resized.iter().map(|&a| v[a]).collect();
+        let table_idx = Index::strided(&resized_vars, &resized_strides, 0);
+        let kept_idx = Index::affine(kept.iter().map(|&a| (v[a], x_strides[a])), 0);
+        let load_corner = |corner: usize| {
+            let mut index = kept_idx.clone();
+            index.dynamic = Some(Box::new(DynamicTerm {
+                value: Expr::load(table_bufs[corner], table_idx.clone()),
+                extent,
+                stride: 1,
+            }));
+            Expr::load(xb, index)
+        };
+        let value = if !linear {
+            load_corner(0)
+        } else {
+            // Nested from the outermost resized axis: level `l` combines the two corners that
+            // differ in bit `l`, the inner levels already interpolated.
+            fn level_value(
+                level: usize,
+                corner: usize,
+                n_levels: usize,
+                load: &dyn Fn(usize) -> Expr,
+                weight: &dyn Fn(usize, usize) -> Expr,
+            ) -> Expr {
+                if level == n_levels {
+                    return load(corner);
+                }
+                let p0 = level_value(level + 1, corner, n_levels, load, weight);
+                let p1 = level_value(level + 1, corner | (1 << level), n_levels, load, weight);
+                Expr::fma(weight(level, 1), p1, Expr::mul(weight(level, 0), p0))
+            }
+            let load = |corner: usize| Expr::cast(DType::F64, load_corner(corner));
+            let weight = |level: usize, which: usize| {
+                Expr::load(weight_bufs[level][which], Index::var(resized_vars[level]))
+            };
+            let sum = level_value(0, 0, resized.len(), &load, &weight);
+            match dtype {
+                DType::F32 => Expr::cast(
+                    DType::F32,
+                    Expr::min(
+                        Expr::max(sum, Expr::Const(Scalar::F64(-f64::from(f32::MAX)))),
+                        Expr::Const(Scalar::F64(f64::from(f32::MAX))),
+                    ),
+                ),
+                DType::F64 => sum,
+                _ => Expr::cast(dtype, Expr::unary(UnaryOp::Round, sum)),
+            }
+        };
+        kb.store(yb, Index::strided(v, &y_strides, 0), value);
+    });
+    lw.emit(k);
+    Ok(())
+}

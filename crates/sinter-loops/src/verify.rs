@@ -1,0 +1,1133 @@
+//! The verifier: the gate between building kernels and generating code for them.
+//!
+//! `sinter-jit` compiles only kernels that [`verify_kernel`] accepts, and emits unchecked loads and
+//! stores for them, so every rule here is a fact code generation relies on:
+//!
+//! - **Ids exist and are scoped.** Every buffer, local and loop variable named exists; a loop variable
+//!   is bound by exactly one loop and used only inside it; a local is read or assigned only after its
+//!   `let` in an enclosing block, and declared by exactly one `let`.
+//! - **Types.** The typing rules of `ir-spec/loops.md` (operands of one dtype, float-only math, bool
+//!   conditions); a store's value has its buffer's dtype, a `let`/assign value its local's dtype.
+//! - **Roles.** Only `output` and `scratch` buffers are stored to.
+//! - **Bounds.** Every affine index is proved in `0..len` of its buffer by interval arithmetic over the
+//!   enclosing loops (`var` in `0..=extent-1`, a dynamic term in `0..=extent-1` times its stride).
+//!   Accesses under a loop of extent 0 never run and are not checked. A dynamic term's value is an
+//!   integer and its extent positive; its range is checked by the generated code at run time.
+//! - **Schedules.** A vectorized loop has width 4 and a body the vector code generator can handle
+//!   ([`vectorize_violations`]); a parallel loop is the kernel's only top-level statement and its
+//!   iterations touch disjoint elements of every buffer they write ([`parallel_violation`]).
+//!
+//! **Invariant: the verifier reports every problem**, not the first; each error names the kernel and
+//! the offending statement as the text format prints it.
+
+use crate::ir::*;
+use crate::program::{BindingError, BufferSource, Program, ProgramBufferId};
+use crate::text::{binary_name, stmt_head, unary_name};
+use sinter_ir::DType;
+use std::collections::BTreeMap;
+
+/// The only vector width the backend generates (Cranelift's x64 backend lowers 128-bit vectors).
+pub const VECTOR_WIDTH: u32 = 4;
+
+/// A problem in a kernel. `stmt` is the offending statement's first line as printed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error(
+        "kernel `{kernel}`: `{stmt}`: buffer {buf} does not exist (the kernel has {n_buffers})"
+    )]
+    UnknownBuffer {
+        kernel: String,
+        stmt: String,
+        buf: BufferId,
+        n_buffers: usize,
+    },
+    #[error(
+        "kernel `{kernel}`: `{stmt}`: local {local} does not exist (the kernel has {n_locals})"
+    )]
+    UnknownLocal {
+        kernel: String,
+        stmt: String,
+        local: Local,
+        n_locals: usize,
+    },
+    #[error(
+        "kernel `{kernel}`: `{stmt}`: loop variable {var} does not exist (the kernel has {n_loop_vars})"
+    )]
+    UnknownLoopVar {
+        kernel: String,
+        stmt: String,
+        var: LoopVar,
+        n_loop_vars: u32,
+    },
+    #[error("kernel `{kernel}`: `{stmt}`: loop variable {var} is used outside its loop")]
+    LoopVarOutOfScope {
+        kernel: String,
+        stmt: String,
+        var: LoopVar,
+    },
+    #[error("kernel `{kernel}`: `{stmt}`: loop variable {var} is already bound by another loop")]
+    LoopVarRebound {
+        kernel: String,
+        stmt: String,
+        var: LoopVar,
+    },
+    #[error(
+        "kernel `{kernel}`: `{stmt}`: local {local} is {action} outside the scope of its `let`"
+    )]
+    LocalOutOfScope {
+        kernel: String,
+        stmt: String,
+        local: Local,
+        /// `read` or `assigned`.
+        action: &'static str,
+    },
+    #[error("kernel `{kernel}`: `{stmt}`: local {local} is declared by a second `let`")]
+    LocalRedeclared {
+        kernel: String,
+        stmt: String,
+        local: Local,
+    },
+    #[error("kernel `{kernel}`: `{stmt}`: {reason}")]
+    ExprType {
+        kernel: String,
+        stmt: String,
+        reason: String,
+    },
+    #[error("kernel `{kernel}`: `{stmt}`: the `{what}` condition is {dtype}, not bool")]
+    ConditionNotBool {
+        kernel: String,
+        stmt: String,
+        what: &'static str,
+        dtype: DType,
+    },
+    #[error(
+        "kernel `{kernel}`: `{stmt}`: the value stored to {buffer} is {value}, the buffer is {expected}"
+    )]
+    StoreDtype {
+        kernel: String,
+        stmt: String,
+        buffer: String,
+        expected: DType,
+        value: DType,
+    },
+    #[error("kernel `{kernel}`: `{stmt}`: the value given to {local} is {value}, the local is {expected}")]
+    LocalDtype {
+        kernel: String,
+        stmt: String,
+        local: Local,
+        expected: DType,
+        value: DType,
+    },
+    #[error("kernel `{kernel}`: `{stmt}`: stores to {buffer}, which is read-only ({role:?})")]
+    StoreToReadOnly {
+        kernel: String,
+        stmt: String,
+        buffer: String,
+        role: BufferRole,
+    },
+    #[error(
+        "kernel `{kernel}`: `{stmt}`: the index into {buffer} is not normalized (terms sorted by variable, \
+         each variable once, no zero coefficient)"
+    )]
+    IndexNotNormalized {
+        kernel: String,
+        stmt: String,
+        buffer: String,
+    },
+    #[error(
+        "kernel `{kernel}`: `{stmt}`: the index into {buffer} ranges over {min}..={max}, outside 0..{len}"
+    )]
+    IndexOutOfBounds {
+        kernel: String,
+        stmt: String,
+        buffer: String,
+        min: i128,
+        max: i128,
+        len: usize,
+    },
+    #[error("kernel `{kernel}`: `{stmt}`: the dynamic index term into {buffer} {reason}")]
+    DynamicTerm {
+        kernel: String,
+        stmt: String,
+        buffer: String,
+        reason: String,
+    },
+    #[error("kernel `{kernel}`: `{stmt}`: {reason}")]
+    LoopKindInvalid {
+        kernel: String,
+        stmt: String,
+        reason: String,
+    },
+    #[error("kernel `{kernel}`: `{stmt}`: the loop cannot be vectorized: {reason}")]
+    VectorizeIllegal {
+        kernel: String,
+        stmt: String,
+        reason: String,
+    },
+    #[error(
+        "kernel `{kernel}`: `{stmt}`: a parallel loop must be the kernel's only top-level statement"
+    )]
+    ParallelNotTopLevel { kernel: String, stmt: String },
+    #[error(
+        "kernel `{kernel}`: `{stmt}`: the parallel iterations may touch the same element: {reason}"
+    )]
+    ParallelNotDisjoint {
+        kernel: String,
+        stmt: String,
+        reason: String,
+    },
+}
+
+/// A problem in a program: a kernel's, a binding's, or the call order's.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProgramVerifyError {
+    #[error(transparent)]
+    Kernel(#[from] VerifyError),
+    #[error(transparent)]
+    Binding(#[from] BindingError),
+    #[error(
+        "call {call_idx} (kernel `{kernel}`) reads {buffer} (`{name}`) as parameter b{param_idx} before any \
+         call writes it"
+    )]
+    ReadBeforeWrite {
+        call_idx: usize,
+        kernel: String,
+        param_idx: usize,
+        buffer: ProgramBufferId,
+        name: String,
+    },
+    #[error("output `{output}` is {buffer}, which {reason}")]
+    Output {
+        output: String,
+        buffer: ProgramBufferId,
+        reason: String,
+    },
+}
+
+/// Checks every rule of the module docs and returns every problem found.
+pub fn verify_kernel(kernel: &Kernel) -> Result<(), Vec<VerifyError>> {
+    let mut checker = Checker {
+        kernel,
+        errors: Vec::new(),
+        loops: Vec::new(),
+        bound: vec![false; kernel.n_loop_vars as usize],
+        declared: vec![false; kernel.locals.len()],
+        in_scope: vec![false; kernel.locals.len()],
+    };
+    for (idx, stmt) in kernel.body.iter().enumerate() {
+        if let Stmt::Loop(lp) = stmt {
+            if lp.kind == LoopKind::Parallel && kernel.body.len() == 1 && idx == 0 {
+                if let Err(reason) = parallel_violation(lp) {
+                    checker.errors.push(VerifyError::ParallelNotDisjoint {
+                        kernel: kernel.name.clone(),
+                        stmt: stmt_head(stmt),
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+    checker.block(&kernel.body, true);
+    if checker.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(checker.errors)
+    }
+}
+
+/// Checks the program's bindings ([`Program::check_bindings`]), every kernel, that every buffer a call
+/// reads (its `input`/`weight` parameters) is a graph input, a weight, or written by an earlier call,
+/// and that every output names an existing buffer that holds a value.
+pub fn verify_program(program: &Program) -> Result<(), Vec<ProgramVerifyError>> {
+    let mut errors: Vec<ProgramVerifyError> = Vec::new();
+    if let Err(err) = program.check_bindings() {
+        errors.push(err.into());
+    }
+    let mut written = vec![false; program.buffers.len()];
+    for (idx, buffer) in program.buffers.iter().enumerate() {
+        written[idx] = !matches!(buffer.source, BufferSource::Computed);
+    }
+    for (call_idx, call) in program.calls.iter().enumerate() {
+        if let Err(kernel_errors) = verify_kernel(&call.kernel) {
+            errors.extend(kernel_errors.into_iter().map(ProgramVerifyError::from));
+        }
+        for (param_idx, (decl, &arg)) in call.kernel.buffers.iter().zip(&call.args).enumerate() {
+            let Some(&is_written) = written.get(arg.0 as usize) else {
+                continue; // check_bindings reports it.
+            };
+            if matches!(decl.role, BufferRole::Input | BufferRole::Weight) && !is_written {
+                errors.push(ProgramVerifyError::ReadBeforeWrite {
+                    call_idx,
+                    kernel: call.kernel.name.clone(),
+                    param_idx,
+                    buffer: arg,
+                    name: program.buffers[arg.0 as usize].name.clone(),
+                });
+            }
+        }
+        for (decl, &arg) in call.kernel.buffers.iter().zip(&call.args) {
+            if decl.role == BufferRole::Output {
+                if let Some(flag) = written.get_mut(arg.0 as usize) {
+                    *flag = true;
+                }
+            }
+        }
+    }
+    for (output, buffer) in &program.outputs {
+        let reason = match written.get(buffer.0 as usize) {
+            None => "does not exist",
+            Some(false) => "no call writes",
+            Some(true) => continue,
+        };
+        errors.push(ProgramVerifyError::Output {
+            output: output.clone(),
+            buffer: *buffer,
+            reason: reason.into(),
+        });
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// `b1 (y: f32[8] output)`, how errors name a buffer.
+fn describe_buffer(kernel: &Kernel, buf: BufferId) -> String {
+    match kernel.buffers.get(buf.0 as usize) {
+        Some(decl) => format!(
+            "{buf} ({}: {}[{}] {})",
+            decl.name,
+            decl.dtype,
+            decl.len,
+            crate::text::role_name(decl.role)
+        ),
+        None => buf.to_string(),
+    }
+}
+
+struct Checker<'k> {
+    kernel: &'k Kernel,
+    errors: Vec<VerifyError>,
+    /// The enclosing loops, outermost first.
+    loops: Vec<&'k Loop>,
+    bound: Vec<bool>,
+    declared: Vec<bool>,
+    in_scope: Vec<bool>,
+}
+
+impl<'k> Checker<'k> {
+    fn name(&self) -> String {
+        self.kernel.name.clone()
+    }
+
+    fn block(&mut self, stmts: &'k [Stmt], top_level: bool) {
+        let mut declared_here = Vec::new();
+        for stmt in stmts {
+            self.stmt(stmt, top_level && stmts.len() == 1, &mut declared_here);
+        }
+        for local in declared_here {
+            self.in_scope[local] = false;
+        }
+    }
+
+    fn stmt(&mut self, stmt: &'k Stmt, only_top_level: bool, declared_here: &mut Vec<usize>) {
+        match stmt {
+            Stmt::Loop(lp) => {
+                self.loop_kind(stmt, lp, only_top_level);
+                match self.bound.get_mut(lp.var.0 as usize) {
+                    None => self.errors.push(VerifyError::UnknownLoopVar {
+                        kernel: self.kernel.name.clone(),
+                        stmt: stmt_head(stmt),
+                        var: lp.var,
+                        n_loop_vars: self.kernel.n_loop_vars,
+                    }),
+                    Some(true) => self.errors.push(VerifyError::LoopVarRebound {
+                        kernel: self.kernel.name.clone(),
+                        stmt: stmt_head(stmt),
+                        var: lp.var,
+                    }),
+                    Some(flag) => *flag = true,
+                }
+                self.loops.push(lp);
+                self.block(&lp.body, false);
+                self.loops.pop();
+            }
+            Stmt::Let { local, init } => {
+                let value = self.expr(stmt, init);
+                let Some(idx) = self.local_idx(stmt, *local) else {
+                    return;
+                };
+                if self.declared[idx] {
+                    self.errors.push(VerifyError::LocalRedeclared {
+                        kernel: self.name(),
+                        stmt: stmt_head(stmt),
+                        local: *local,
+                    });
+                }
+                self.declared[idx] = true;
+                if !self.in_scope[idx] {
+                    self.in_scope[idx] = true;
+                    declared_here.push(idx);
+                }
+                self.check_local_dtype(stmt, *local, value);
+            }
+            Stmt::Assign { local, value } => {
+                let value = self.expr(stmt, value);
+                let Some(idx) = self.local_idx(stmt, *local) else {
+                    return;
+                };
+                if !self.in_scope[idx] {
+                    self.errors.push(VerifyError::LocalOutOfScope {
+                        kernel: self.name(),
+                        stmt: stmt_head(stmt),
+                        local: *local,
+                        action: "assigned",
+                    });
+                }
+                self.check_local_dtype(stmt, *local, value);
+            }
+            Stmt::Store { buf, index, value } => {
+                let value = self.expr(stmt, value);
+                self.access(stmt, *buf, index);
+                let Some(decl) = self.kernel.buffers.get(buf.0 as usize) else {
+                    return;
+                };
+                if matches!(decl.role, BufferRole::Input | BufferRole::Weight) {
+                    self.errors.push(VerifyError::StoreToReadOnly {
+                        kernel: self.name(),
+                        stmt: stmt_head(stmt),
+                        buffer: describe_buffer(self.kernel, *buf),
+                        role: decl.role,
+                    });
+                }
+                if let Some(value) = value {
+                    if value != decl.dtype {
+                        self.errors.push(VerifyError::StoreDtype {
+                            kernel: self.name(),
+                            stmt: stmt_head(stmt),
+                            buffer: describe_buffer(self.kernel, *buf),
+                            expected: decl.dtype,
+                            value,
+                        });
+                    }
+                }
+            }
+            Stmt::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                if let Some(dtype) = self.expr(stmt, cond) {
+                    if dtype != DType::Bool {
+                        self.errors.push(VerifyError::ConditionNotBool {
+                            kernel: self.name(),
+                            stmt: stmt_head(stmt),
+                            what: "if",
+                            dtype,
+                        });
+                    }
+                }
+                self.block(then, false);
+                self.block(otherwise, false);
+            }
+        }
+    }
+
+    fn loop_kind(&mut self, stmt: &Stmt, lp: &Loop, only_top_level: bool) {
+        let invalid = |reason: String| VerifyError::LoopKindInvalid {
+            kernel: self.kernel.name.clone(),
+            stmt: stmt_head(stmt),
+            reason,
+        };
+        match lp.kind {
+            LoopKind::Serial => {}
+            LoopKind::Unrolled { factor } => {
+                if factor == 0 {
+                    self.errors
+                        .push(invalid("an unroll factor must be at least 1".into()));
+                }
+            }
+            LoopKind::Vectorized { width } => {
+                if width != VECTOR_WIDTH {
+                    self.errors.push(invalid(format!(
+                        "vector width {width} is not supported (only {VECTOR_WIDTH})"
+                    )));
+                }
+                for reason in vectorize_violations(self.kernel, lp) {
+                    self.errors.push(VerifyError::VectorizeIllegal {
+                        kernel: self.name(),
+                        stmt: stmt_head(stmt),
+                        reason,
+                    });
+                }
+            }
+            LoopKind::Parallel => {
+                if !only_top_level || !self.loops.is_empty() {
+                    self.errors.push(VerifyError::ParallelNotTopLevel {
+                        kernel: self.name(),
+                        stmt: stmt_head(stmt),
+                    });
+                }
+            }
+        }
+    }
+
+    fn local_idx(&mut self, stmt: &Stmt, local: Local) -> Option<usize> {
+        let idx = local.0 as usize;
+        if idx < self.kernel.locals.len() {
+            Some(idx)
+        } else {
+            self.errors.push(VerifyError::UnknownLocal {
+                kernel: self.name(),
+                stmt: stmt_head(stmt),
+                local,
+                n_locals: self.kernel.locals.len(),
+            });
+            None
+        }
+    }
+
+    fn check_local_dtype(&mut self, stmt: &Stmt, local: Local, value: Option<DType>) {
+        let expected = self.kernel.locals[local.0 as usize];
+        if let Some(value) = value {
+            if value != expected {
+                self.errors.push(VerifyError::LocalDtype {
+                    kernel: self.name(),
+                    stmt: stmt_head(stmt),
+                    local,
+                    expected,
+                    value,
+                });
+            }
+        }
+    }
+
+    /// The extent of `var` if it is bound by an enclosing loop; reports it otherwise.
+    fn var_extent(&mut self, stmt: &Stmt, var: LoopVar) -> Option<usize> {
+        if var.0 >= self.kernel.n_loop_vars {
+            self.errors.push(VerifyError::UnknownLoopVar {
+                kernel: self.name(),
+                stmt: stmt_head(stmt),
+                var,
+                n_loop_vars: self.kernel.n_loop_vars,
+            });
+            return None;
+        }
+        match self.loops.iter().find(|lp| lp.var == var) {
+            Some(lp) => Some(lp.extent),
+            None => {
+                self.errors.push(VerifyError::LoopVarOutOfScope {
+                    kernel: self.name(),
+                    stmt: stmt_head(stmt),
+                    var,
+                });
+                None
+            }
+        }
+    }
+
+    /// Checks an index into `buf`: ids, normalization, the dynamic term, and the bounds proof.
+    fn access(&mut self, stmt: &Stmt, buf: BufferId, index: &Index) {
+        let decl = self.kernel.buffers.get(buf.0 as usize);
+        if decl.is_none() {
+            self.errors.push(VerifyError::UnknownBuffer {
+                kernel: self.name(),
+                stmt: stmt_head(stmt),
+                buf,
+                n_buffers: self.kernel.buffers.len(),
+            });
+        }
+        let normalized = index.terms.windows(2).all(|w| w[0].0 < w[1].0)
+            && index.terms.iter().all(|&(_, c)| c != 0);
+        if !normalized {
+            self.errors.push(VerifyError::IndexNotNormalized {
+                kernel: self.name(),
+                stmt: stmt_head(stmt),
+                buffer: describe_buffer(self.kernel, buf),
+            });
+        }
+        let mut provable = true;
+        let (mut min, mut max) = (i128::from(index.offset), i128::from(index.offset));
+        for &(var, coeff) in &index.terms {
+            match self.var_extent(stmt, var) {
+                Some(extent) => {
+                    let (lo, hi) = term_range(coeff, extent as i128);
+                    min += lo;
+                    max += hi;
+                }
+                None => provable = false,
+            }
+        }
+        if let Some(dynamic) = &index.dynamic {
+            let value = self.expr(stmt, &dynamic.value);
+            let dyn_error = |checker: &Self, reason: String| VerifyError::DynamicTerm {
+                kernel: checker.name(),
+                stmt: stmt_head(stmt),
+                buffer: describe_buffer(checker.kernel, buf),
+                reason,
+            };
+            if let Some(dtype) = value {
+                if !dtype.is_int() {
+                    self.errors.push(dyn_error(
+                        self,
+                        format!("has a {dtype} value; it must be an integer"),
+                    ));
+                }
+            }
+            if dynamic.extent <= 0 {
+                self.errors.push(dyn_error(
+                    self,
+                    format!("has extent {}; it must be positive", dynamic.extent),
+                ));
+                provable = false;
+            } else {
+                let (lo, hi) = term_range(dynamic.stride, i128::from(dynamic.extent));
+                min += lo;
+                max += hi;
+            }
+        }
+        // Accesses under a loop of extent 0 never run.
+        let reachable = self.loops.iter().all(|lp| lp.extent > 0);
+        if let (Some(decl), true, true) = (decl, provable, reachable) {
+            if min < 0 || max >= decl.len as i128 {
+                self.errors.push(VerifyError::IndexOutOfBounds {
+                    kernel: self.name(),
+                    stmt: stmt_head(stmt),
+                    buffer: describe_buffer(self.kernel, buf),
+                    min,
+                    max,
+                    len: decl.len,
+                });
+            }
+        }
+    }
+
+    fn type_error(&mut self, stmt: &Stmt, reason: String) {
+        self.errors.push(VerifyError::ExprType {
+            kernel: self.name(),
+            stmt: stmt_head(stmt),
+            reason,
+        });
+    }
+
+    /// Checks `expr` and returns its dtype, or `None` when a problem below it makes it unknown.
+    fn expr(&mut self, stmt: &Stmt, expr: &Expr) -> Option<DType> {
+        match expr {
+            Expr::Const(scalar) => Some(scalar.dtype()),
+            Expr::Var(var) => {
+                self.var_extent(stmt, *var);
+                Some(DType::I64)
+            }
+            Expr::Local(local) => {
+                let idx = self.local_idx(stmt, *local)?;
+                if !self.in_scope[idx] {
+                    self.errors.push(VerifyError::LocalOutOfScope {
+                        kernel: self.name(),
+                        stmt: stmt_head(stmt),
+                        local: *local,
+                        action: "read",
+                    });
+                }
+                Some(self.kernel.locals[idx])
+            }
+            Expr::Load { buf, index } => {
+                self.access(stmt, *buf, index);
+                self.kernel.buffers.get(buf.0 as usize).map(|b| b.dtype)
+            }
+            Expr::Unary(op, a) => {
+                let dtype = self.expr(stmt, a)?;
+                let ok = match op {
+                    UnaryOp::Neg | UnaryOp::Abs => dtype.is_signed(),
+                    UnaryOp::Not => dtype == DType::Bool || dtype.is_int(),
+                    _ => dtype.is_float(),
+                };
+                if !ok {
+                    let wants = match op {
+                        UnaryOp::Neg | UnaryOp::Abs => "a float or signed integer",
+                        UnaryOp::Not => "a bool or an integer",
+                        _ => "a float",
+                    };
+                    self.type_error(
+                        stmt,
+                        format!("`{}` takes {wants}, not {dtype}", unary_name(*op)),
+                    );
+                    return None;
+                }
+                Some(dtype)
+            }
+            Expr::Binary(op, a, b) => {
+                let (a, b) = (self.expr(stmt, a), self.expr(stmt, b));
+                let (a, b) = (a?, b?);
+                if a != b {
+                    self.type_error(
+                        stmt,
+                        format!(
+                            "the operands of `{}` are {a} and {b}; they must have one dtype",
+                            binary_name(*op)
+                        ),
+                    );
+                    return None;
+                }
+                let ok = match op {
+                    BinaryOp::And | BinaryOp::Or | BinaryOp::Xor => a == DType::Bool || a.is_int(),
+                    BinaryOp::Pow => a.is_float(),
+                    _ => a.is_numeric(),
+                };
+                if !ok {
+                    self.type_error(
+                        stmt,
+                        format!("`{}` is not defined on {a}", binary_name(*op)),
+                    );
+                    return None;
+                }
+                Some(a)
+            }
+            Expr::Cmp(_, a, b) => {
+                let (a, b) = (self.expr(stmt, a), self.expr(stmt, b));
+                let (a, b) = (a?, b?);
+                if a != b {
+                    self.type_error(
+                        stmt,
+                        format!("a comparison of {a} with {b}; the operands must have one dtype"),
+                    );
+                    return None;
+                }
+                Some(DType::Bool)
+            }
+            Expr::Fma(a, b, c) => {
+                let dtypes = [self.expr(stmt, a), self.expr(stmt, b), self.expr(stmt, c)];
+                let [a, b, c] = [dtypes[0]?, dtypes[1]?, dtypes[2]?];
+                if !(a == b && b == c && a.is_float()) {
+                    self.type_error(
+                        stmt,
+                        format!("`fma` takes three f32 or three f64 operands, not {a}, {b}, {c}"),
+                    );
+                    return None;
+                }
+                Some(a)
+            }
+            Expr::Select {
+                cond,
+                then,
+                otherwise,
+            } => {
+                let cond = self.expr(stmt, cond);
+                let (then, otherwise) = (self.expr(stmt, then), self.expr(stmt, otherwise));
+                if let Some(cond) = cond {
+                    if cond != DType::Bool {
+                        self.errors.push(VerifyError::ConditionNotBool {
+                            kernel: self.name(),
+                            stmt: stmt_head(stmt),
+                            what: "select",
+                            dtype: cond,
+                        });
+                    }
+                }
+                let (then, otherwise) = (then?, otherwise?);
+                if then != otherwise {
+                    self.type_error(
+                        stmt,
+                        format!("the arms of `select` are {then} and {otherwise}; they must have one dtype"),
+                    );
+                    return None;
+                }
+                Some(then)
+            }
+            Expr::Cast(dtype, a) => {
+                self.expr(stmt, a)?;
+                Some(*dtype)
+            }
+        }
+    }
+}
+
+/// The range of `coeff * x` for `x` in `0..=extent-1` (`extent > 0`).
+fn term_range(coeff: i64, extent: i128) -> (i128, i128) {
+    let last = i128::from(coeff) * (extent - 1).max(0);
+    (last.min(0), last.max(0))
+}
+
+/// Whether `expr` depends on the vectorized variable `var`, given the locals known to depend on it.
+fn depends_on(expr: &Expr, var: LoopVar, dep_locals: &[bool]) -> bool {
+    match expr {
+        Expr::Const(_) => false,
+        Expr::Var(v) => *v == var,
+        Expr::Local(local) => dep_locals.get(local.0 as usize).copied().unwrap_or(false),
+        Expr::Load { index, .. } => {
+            index.coeff(var) != 0
+                || index
+                    .dynamic
+                    .as_ref()
+                    .is_some_and(|d| depends_on(&d.value, var, dep_locals))
+        }
+        Expr::Unary(_, a) | Expr::Cast(_, a) => depends_on(a, var, dep_locals),
+        Expr::Binary(_, a, b) | Expr::Cmp(_, a, b) => {
+            depends_on(a, var, dep_locals) || depends_on(b, var, dep_locals)
+        }
+        Expr::Fma(a, b, c)
+        | Expr::Select {
+            cond: a,
+            then: b,
+            otherwise: c,
+        } => {
+            depends_on(a, var, dep_locals)
+                || depends_on(b, var, dep_locals)
+                || depends_on(c, var, dep_locals)
+        }
+    }
+}
+
+/// Why the loop `lp` cannot run 4 iterations at a time in SIMD lanes (empty when it can).
+///
+/// The rules (`ir-spec/loops.md`, "Vectorized loops"): with `v` the loop's variable, every store in the
+/// body has coefficient 1 for `v` and no dynamic term depending on `v`; every load has coefficient 0
+/// (a broadcast) or 1 for `v` and a dynamic term (if any) that does not depend on `v`, and a load
+/// with coefficient 1 reads f32; the body does not use `v` as a value (`Expr::Var`); `if` conditions
+/// do not depend on `v`; locals declared outside the loop are not assigned inside it; every value that
+/// depends on `v` is f32 or a bool computed from f32 values (a lane mask), and a comparison that depends
+/// on `v` compares f32 values; a store of a value that depends on `v` stores f32; no vectorized or
+/// parallel loop is nested inside.
+pub fn vectorize_violations(kernel: &Kernel, lp: &Loop) -> Vec<String> {
+    let var = lp.var;
+    let mut declared_inside = vec![false; kernel.locals.len()];
+    crate::text::walk_stmts(&lp.body, &mut |stmt| {
+        if let Stmt::Let { local, .. } = stmt {
+            if let Some(flag) = declared_inside.get_mut(local.0 as usize) {
+                *flag = true;
+            }
+        }
+    });
+    // Which locals depend on `var`: a fixpoint over every `let` and assignment in the body.
+    let mut dep_locals = vec![false; kernel.locals.len()];
+    loop {
+        let mut changed = false;
+        crate::text::walk_stmts(&lp.body, &mut |stmt| {
+            if let Stmt::Let { local, init: value } | Stmt::Assign { local, value } = stmt {
+                let idx = local.0 as usize;
+                if idx < dep_locals.len() && !dep_locals[idx] && depends_on(value, var, &dep_locals)
+                {
+                    dep_locals[idx] = true;
+                    changed = true;
+                }
+            }
+        });
+        if !changed {
+            break;
+        }
+    }
+    let mut reasons: Vec<String> = Vec::new();
+    let check_expr = |expr: &Expr, reasons: &mut Vec<String>| {
+        check_vector_expr(kernel, expr, var, &dep_locals, reasons);
+    };
+    crate::text::walk_stmts(&lp.body, &mut |stmt| match stmt {
+        Stmt::Loop(inner) => {
+            if matches!(inner.kind, LoopKind::Vectorized { .. } | LoopKind::Parallel) {
+                reasons.push(format!(
+                    "it contains the {} loop over {}",
+                    if inner.kind == LoopKind::Parallel {
+                        "parallel"
+                    } else {
+                        "vectorized"
+                    },
+                    inner.var
+                ));
+            }
+        }
+        Stmt::Let { init, .. } => check_expr(init, &mut reasons),
+        Stmt::Assign { local, value } => {
+            if !declared_inside
+                .get(local.0 as usize)
+                .copied()
+                .unwrap_or(true)
+            {
+                reasons.push(format!(
+                    "it assigns {local}, which is declared outside the loop"
+                ));
+            }
+            check_expr(value, &mut reasons);
+        }
+        Stmt::Store { buf, index, value } => {
+            let coeff = index.coeff(var);
+            if coeff != 1 {
+                reasons.push(format!(
+                    "the store to {buf}[{}] has coefficient {coeff} for {var}; it must be 1",
+                    crate::text::index_text(index)
+                ));
+            }
+            if let Some(dynamic) = &index.dynamic {
+                if depends_on(&dynamic.value, var, &dep_locals) {
+                    reasons.push(format!(
+                        "the dynamic index term of the store to {buf} depends on {var}"
+                    ));
+                }
+                check_expr(&dynamic.value, &mut reasons);
+            }
+            if depends_on(value, var, &dep_locals) {
+                if let Some(dtype) = kernel.expr_dtype(value) {
+                    if dtype != DType::F32 {
+                        reasons.push(format!(
+                            "the store to {buf} writes a {dtype} value that depends on {var}; vector stores are f32"
+                        ));
+                    }
+                }
+            }
+            check_expr(value, &mut reasons);
+        }
+        Stmt::If { cond, .. } => {
+            if depends_on(cond, var, &dep_locals) {
+                reasons.push(format!(
+                    "the condition of `if {}` depends on {var}",
+                    crate::text::expr_text(cond)
+                ));
+            }
+            check_expr(cond, &mut reasons);
+        }
+    });
+    reasons.dedup();
+    reasons
+}
+
+fn check_vector_expr(
+    kernel: &Kernel,
+    expr: &Expr,
+    var: LoopVar,
+    dep_locals: &[bool],
+    reasons: &mut Vec<String>,
+) {
+    if *expr == Expr::Var(var) {
+        reasons.push(format!("the loop variable {var} is used as a value"));
+        return;
+    }
+    let deps = depends_on(expr, var, dep_locals);
+    if deps {
+        if let Some(dtype) = kernel.expr_dtype(expr) {
+            if dtype != DType::F32 && dtype != DType::Bool {
+                reasons.push(format!(
+                    "`{}` is {dtype} and depends on {var}; only f32 values and f32 comparisons vectorize",
+                    crate::text::expr_text(expr)
+                ));
+                return;
+            }
+        }
+    }
+    match expr {
+        Expr::Const(_) | Expr::Local(_) | Expr::Var(_) => {}
+        Expr::Load { buf, index } => {
+            let coeff = index.coeff(var);
+            if coeff != 0 && coeff != 1 {
+                reasons.push(format!(
+                    "the load {buf}[{}] has coefficient {coeff} for {var}; it must be 0 or 1",
+                    crate::text::index_text(index)
+                ));
+            }
+            if let Some(dynamic) = &index.dynamic {
+                if depends_on(&dynamic.value, var, dep_locals) {
+                    reasons.push(format!(
+                        "the dynamic index term of the load from {buf} depends on {var}"
+                    ));
+                }
+                check_vector_expr(kernel, &dynamic.value, var, dep_locals, reasons);
+            }
+            if coeff == 1 {
+                if let Some(decl) = kernel.buffers.get(buf.0 as usize) {
+                    if decl.dtype != DType::F32 {
+                        reasons.push(format!(
+                            "the load {buf}[{}] reads {} with coefficient 1 for {var}; vector loads are f32",
+                            crate::text::index_text(index),
+                            decl.dtype
+                        ));
+                    }
+                }
+            }
+        }
+        Expr::Unary(_, a) | Expr::Cast(_, a) => {
+            check_vector_expr(kernel, a, var, dep_locals, reasons);
+        }
+        Expr::Binary(_, a, b) => {
+            check_vector_expr(kernel, a, var, dep_locals, reasons);
+            check_vector_expr(kernel, b, var, dep_locals, reasons);
+        }
+        Expr::Cmp(_, a, b) => {
+            if deps {
+                let operand = kernel.expr_dtype(a);
+                if operand.is_some_and(|d| d != DType::F32) {
+                    reasons.push(format!(
+                        "`{}` compares {} values that depend on {var}; only f32 comparisons vectorize",
+                        crate::text::expr_text(expr),
+                        operand.map_or("?".to_string(), |d| d.to_string())
+                    ));
+                }
+            }
+            check_vector_expr(kernel, a, var, dep_locals, reasons);
+            check_vector_expr(kernel, b, var, dep_locals, reasons);
+        }
+        Expr::Fma(a, b, c)
+        | Expr::Select {
+            cond: a,
+            then: b,
+            otherwise: c,
+        } => {
+            check_vector_expr(kernel, a, var, dep_locals, reasons);
+            check_vector_expr(kernel, b, var, dep_locals, reasons);
+            check_vector_expr(kernel, c, var, dep_locals, reasons);
+        }
+    }
+}
+
+/// One memory access inside a loop nest, for the disjointness proof.
+struct Access {
+    is_store: bool,
+    /// The coefficient of the parallel variable.
+    coeff: i64,
+    /// The range of the rest of the index (offset and every other variable).
+    rest: (i128, i128),
+    has_dynamic: bool,
+}
+
+/// Why the iterations of the parallel loop `lp` might touch the same element of a buffer one of them
+/// writes (`Ok` when they provably cannot).
+///
+/// The rule is simple and conservative. With `p` the loop's variable: for every buffer stored to
+/// anywhere in the loop, every access to it (stores and loads) has no dynamic term and the same nonzero
+/// coefficient `c` for `p`, and the rest of each index (the offset plus the other variables' terms,
+/// over their loops' ranges) stays within a window narrower than `|c|`: if
+/// `max(rest) - min(rest) < |c|` over all those accesses, then iteration `p` touches only elements in
+/// `c*p + [min, max]`, and these windows do not overlap for different `p`. Buffers that are only read
+/// may be read by every iteration.
+pub fn parallel_violation(lp: &Loop) -> Result<(), String> {
+    let mut accesses: BTreeMap<BufferId, Vec<Access>> = BTreeMap::new();
+    let mut inner: Vec<(LoopVar, usize)> = Vec::new();
+    collect_accesses(&lp.body, lp.var, &mut inner, &mut accesses);
+    for (buf, list) in &accesses {
+        if !list.iter().any(|a| a.is_store) {
+            continue;
+        }
+        if list.iter().any(|a| a.has_dynamic) {
+            return Err(format!(
+                "{buf} is written and accessed with a data-dependent index"
+            ));
+        }
+        let coeff = list[0].coeff;
+        if coeff == 0 || list.iter().any(|a| a.coeff != coeff) {
+            let coeffs: Vec<String> = list.iter().map(|a| a.coeff.to_string()).collect();
+            return Err(format!(
+                "the accesses to {buf} must all have one nonzero coefficient for {}, found [{}]",
+                lp.var,
+                coeffs.join(", ")
+            ));
+        }
+        let lo = list.iter().map(|a| a.rest.0).min().unwrap_or(0);
+        let hi = list.iter().map(|a| a.rest.1).max().unwrap_or(0);
+        if hi - lo >= i128::from(coeff).abs() {
+            return Err(format!(
+                "each iteration touches a window of {} elements of {buf}, wider than the stride {} of {}",
+                hi - lo + 1,
+                coeff.abs(),
+                lp.var
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn collect_accesses(
+    stmts: &[Stmt],
+    par: LoopVar,
+    inner: &mut Vec<(LoopVar, usize)>,
+    out: &mut BTreeMap<BufferId, Vec<Access>>,
+) {
+    fn record(
+        buf: BufferId,
+        index: &Index,
+        is_store: bool,
+        par: LoopVar,
+        inner: &[(LoopVar, usize)],
+        out: &mut BTreeMap<BufferId, Vec<Access>>,
+    ) {
+        let (mut lo, mut hi) = (i128::from(index.offset), i128::from(index.offset));
+        for &(var, coeff) in &index.terms {
+            if var == par {
+                continue;
+            }
+            // A variable of no enclosing loop makes the kernel fail verification anyway; treat it as
+            // unbounded so that the proof fails too.
+            let extent = inner
+                .iter()
+                .find(|(v, _)| *v == var)
+                .map_or(i128::from(i64::MAX), |&(_, e)| e as i128);
+            let (a, b) = term_range(coeff, extent);
+            lo += a;
+            hi += b;
+        }
+        out.entry(buf).or_default().push(Access {
+            is_store,
+            coeff: index.coeff(par),
+            rest: (lo, hi),
+            has_dynamic: index.dynamic.is_some(),
+        });
+    }
+    fn exprs(
+        expr: &Expr,
+        par: LoopVar,
+        inner: &[(LoopVar, usize)],
+        out: &mut BTreeMap<BufferId, Vec<Access>>,
+    ) {
+        match expr {
+            Expr::Const(_) | Expr::Var(_) | Expr::Local(_) => {}
+            Expr::Load { buf, index } => {
+                record(*buf, index, false, par, inner, out);
+                if let Some(d) = &index.dynamic {
+                    exprs(&d.value, par, inner, out);
+                }
+            }
+            Expr::Unary(_, a) | Expr::Cast(_, a) => exprs(a, par, inner, out),
+            Expr::Binary(_, a, b) | Expr::Cmp(_, a, b) => {
+                exprs(a, par, inner, out);
+                exprs(b, par, inner, out);
+            }
+            Expr::Fma(a, b, c)
+            | Expr::Select {
+                cond: a,
+                then: b,
+                otherwise: c,
+            } => {
+                exprs(a, par, inner, out);
+                exprs(b, par, inner, out);
+                exprs(c, par, inner, out);
+            }
+        }
+    }
+    for stmt in stmts {
+        match stmt {
+            Stmt::Loop(lp) => {
+                // Accesses under an empty loop never happen.
+                if lp.extent == 0 {
+                    continue;
+                }
+                inner.push((lp.var, lp.extent));
+                collect_accesses(&lp.body, par, inner, out);
+                inner.pop();
+            }
+            Stmt::Let { init: value, .. } | Stmt::Assign { value, .. } => {
+                exprs(value, par, inner, out)
+            }
+            Stmt::Store { buf, index, value } => {
+                record(*buf, index, true, par, inner, out);
+                if let Some(d) = &index.dynamic {
+                    exprs(&d.value, par, inner, out);
+                }
+                exprs(value, par, inner, out);
+            }
+            Stmt::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                exprs(cond, par, inner, out);
+                collect_accesses(then, par, inner, out);
+                collect_accesses(otherwise, par, inner, out);
+            }
+        }
+    }
+}
