@@ -10,8 +10,12 @@
 //!   collected while building and returned together by `build()`.
 //! - [`reference`](mod@reference) (`sinter-ref`): a naive, obviously correct interpreter of every op; the oracle
 //!   the importer, optimizer and JIT are tested against.
+//! - [`loops`] (`sinter-loops`): the loop-nest IR every op is lowered to, its verifier, text form and
+//!   schedule transforms.
+//! - [`jit`] (`sinter-jit`): Cranelift code generation and the runtime; [`compile`] turns a graph
+//!   into a [`CompiledModel`] that runs from any number of threads.
 //!
-//! A tour: build a small classifier, print it, run it.
+//! A tour: build a small classifier, print it, run it on the reference interpreter and the JIT.
 //!
 //! ```
 //! use sinter::dsl::{shape, DType, GraphBuilder};
@@ -38,6 +42,15 @@
 //! for row in probs.chunks(2) {
 //!     assert!((row[0] + row[1] - 1.0).abs() < 1e-6);
 //! }
+//!
+//! // The same graph compiled to native code; `batch` is specialised (and cached) per input shape.
+//! let model = sinter::compile(graph, &sinter::CompileOptions::default())?;
+//! let x = Tensor::from_vec(vec![2, 3], vec![1.0f32, 2.0, 3.0, -1.0, 0.0, 1.0])?;
+//! let jit_outputs = model.run(&[("x", &x)])?;
+//! let jit_probs = jit_outputs[0].1.as_slice::<f32>().ok_or("f32 output")?;
+//! for (jit, reference) in jit_probs.iter().zip(probs) {
+//!     assert!((jit - reference).abs() <= 1e-6 + 1e-5 * reference.abs());
+//! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -46,4 +59,7 @@
 
 pub use sinter_dsl as dsl;
 pub use sinter_ir as ir;
+pub use sinter_jit as jit;
+pub use sinter_jit::{compile, CompileOptions, CompiledModel, ModelError};
+pub use sinter_loops as loops;
 pub use sinter_ref as reference;

@@ -26,6 +26,48 @@ pub enum Command {
     /// expected ones (`output_N.pb`). Exit code 0: all outputs match; 1: some output differs; 2: the
     /// model could not be run or compared (import failure, bad files, ...).
     Check(CheckArgs),
+    /// Compile a model and time it: compile time, then the median and minimum latency over `--runs`
+    /// runs after `--warmup` runs, and the JIT's arena size. With `--json` the last line printed is
+    /// one JSON object with `compile_ms`, `median_ms`, `min_ms`, `mean_ms`, `runs`, `threads` and
+    /// `peak_bytes`.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The model: a `.sir` or `.onnx` file.
+    pub model: PathBuf,
+    /// A directory with the inputs, as for `sinter run --inputs`. Without it every input is random
+    /// (seeded, so runs are comparable), with symbolic dims sized by `--dim` (1 when not given).
+    #[arg(long = "inputs", value_name = "DIR")]
+    pub input_dir: Option<PathBuf>,
+    /// The size of a symbolic dim for random inputs, as `NAME=SIZE`. Repeat for each dim.
+    #[arg(long = "dim", value_name = "NAME=SIZE", value_parser = parse_dim)]
+    pub dims: Vec<(String, usize)>,
+    /// Timed runs.
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Untimed runs before the timed ones.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub warmup: u32,
+    /// Print a JSON object as the last line.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// One `--dim NAME=SIZE` argument.
+fn parse_dim(arg: &str) -> Result<(String, usize), String> {
+    match arg.split_once('=') {
+        Some((name, size)) if !name.is_empty() => match size.parse::<usize>() {
+            Ok(size) => Ok((name.to_string(), size)),
+            Err(_) => Err(format!("`{size}` is not a size in `{arg}`")),
+        },
+        _ => Err(format!(
+            "expected NAME=SIZE (for example `batch=8`), got `{arg}`"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -33,9 +75,18 @@ pub struct DumpArgs {
     /// The model: a `.sir` or `.onnx` file.
     pub model: PathBuf,
     /// Which stage of the pipeline to print: `import` is the graph as read (a `.sir` file parsed, an
-    /// `.onnx` file imported); the later stages are not available yet.
+    /// `.onnx` file imported); `loops` the scheduled loop IR the JIT compiles, `clif` the Cranelift IR
+    /// of every kernel after Cranelift's optimisations, `asm` its machine code. The last three are for
+    /// concrete shapes: symbolic dims take their `--dim` size, 1 when not given.
     #[arg(long, value_enum, default_value_t = Stage::Import)]
     pub stage: Stage,
+    /// The size of a symbolic dim for `--stage loops|clif|asm`, as `NAME=SIZE`. Repeat for each dim.
+    #[arg(long = "dim", value_name = "NAME=SIZE", value_parser = parse_dim)]
+    pub dims: Vec<(String, usize)>,
+    /// Threads the JIT plans for in `--stage loops|clif|asm` (parallel loops appear only with 2 or
+    /// more; default: every core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = DumpFormat::Text)]
     pub format: DumpFormat,
@@ -55,11 +106,11 @@ pub enum Stage {
     Import,
     /// After the graph optimizer (not available yet).
     Optimized,
-    /// The loop IR (not available yet).
+    /// The loop IR of every kernel, scheduled as the JIT compiles it.
     Loops,
-    /// Cranelift IR (not available yet).
+    /// Cranelift IR of every kernel, after Cranelift's optimisations.
     Clif,
-    /// Machine code (not available yet).
+    /// Machine code of every kernel (Cranelift's disassembly).
     Asm,
 }
 
@@ -89,9 +140,8 @@ pub struct RunArgs {
     /// (names made file-safe as above).
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
-    /// Which engine runs the model.
-    #[arg(long, value_enum, default_value_t = Backend::Reference)]
-    pub backend: Backend,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Debug, Args)]
@@ -109,9 +159,8 @@ pub struct CheckArgs {
     /// Absolute tolerance for float outputs (see `--rtol`).
     #[arg(long, value_name = "A", default_value_t = Tolerance::ONNX_DEFAULT.atol, value_parser = parse_tolerance)]
     pub atol: f64,
-    /// Which engine runs the model.
-    #[arg(long, value_enum, default_value_t = Backend::Reference)]
-    pub backend: Backend,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 /// A tolerance: a finite, non-negative number.
@@ -146,10 +195,43 @@ fn parse_named_input(arg: &str) -> Result<NamedInput, String> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Backend {
+    /// The Cranelift JIT (`sinter-jit`): native SIMD code, compiled per input shape.
+    Jit,
     /// The reference interpreter (`sinter-ref`): slow, obviously correct.
     Reference,
-    /// The Cranelift JIT (not available yet).
-    Jit,
+}
+
+/// The flags that choose and configure the engine, shared by `run`, `check` and `bench`.
+#[derive(Clone, Copy, Debug, Args)]
+pub struct EngineArgs {
+    /// Which engine runs the model.
+    #[arg(long, value_enum, default_value_t = Backend::Jit)]
+    pub backend: Backend,
+    /// Threads for the JIT's parallel loops (default: every core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+}
+
+impl EngineArgs {
+    pub fn engine_options(&self) -> crate::commands::EngineOptions {
+        crate::commands::EngineOptions {
+            backend: self.backend,
+            threads: self.threads.map(usize::from),
+            dumps: false,
+        }
+    }
+}
+
+impl RunArgs {
+    pub fn engine_options(&self) -> crate::commands::EngineOptions {
+        self.engine.engine_options()
+    }
+}
+
+impl CheckArgs {
+    pub fn engine_options(&self) -> crate::commands::EngineOptions {
+        self.engine.engine_options()
+    }
 }
 
 #[cfg(test)]

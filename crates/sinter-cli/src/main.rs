@@ -3,7 +3,7 @@
 //! `main` only parses arguments, dispatches to `commands`, and turns errors into messages and exit
 //! codes, so scripts can tell "wrong" from "not yet":
 //! - `dump` and `run`: 0 on success, 1 on any error (bad model, bad inputs, failed run), 2 on usage
-//!   errors (clap's own) and for features that are not available yet (the JIT, later stages, ONNX
+//!   errors (clap's own) and for features that are not available yet (the optimizer stage, ONNX
 //!   ops the importer does not support).
 //! - `check`: 0 when every output matches, 1 when some output differs, 2 when the model could not be
 //!   run or compared (import failure, unsupported op, bad or missing files, usage errors, features

@@ -392,15 +392,76 @@ fn verifier_reports_every_problem() {
     }
 }
 
+/// The JIT (the default) and the reference interpreter print the same prediction for each sample.
 #[test]
-fn jit_backend_is_not_available_yet() {
-    let output = sinter(&["run", LENET, "--backend", "jit"]);
-    assert_exit(&output, 2);
+fn both_backends_predict_the_same_digit() {
+    let image = lenet_dir().join("digit_7.npy");
+    let input = format!("image={}", image.display());
+    for backend in ["jit", "reference"] {
+        let output = sinter(&["run", LENET, "--input", &input, "--backend", backend]);
+        assert_exit(&output, 0);
+        assert!(
+            stdout(&output).contains("argmax: 7"),
+            "{backend}: {}",
+            stdout(&output)
+        );
+    }
+    let default = sinter(&["run", LENET, "--input", &input, "--threads", "1"]);
+    assert_exit(&default, 0);
     assert!(
-        stderr(&output).contains("JIT backend is not available yet"),
+        stdout(&default).contains("argmax: 7"),
         "{}",
-        stderr(&output)
+        stdout(&default)
     );
+}
+
+/// A wrong input shape is refused by the JIT before anything runs, naming the input, both shapes
+/// and the file.
+#[test]
+fn jit_refuses_a_wrong_input_shape_naming_the_file() {
+    let dir = TempDir::new("jit_wrong_shape");
+    let bad = dir.path("bad.npy");
+    write_f32_npy(&bad, &[1, 1, 27, 28], &[0.0; 27 * 28]);
+    let output = sinter(&["run", LENET, "--input", &format!("image={}", bad.display())]);
+    assert_exit(&output, 1);
+    let message = stderr(&output);
+    assert!(message.contains("input `image`: expected f32[batch,1,28,28], got f32[1, 1, 27, 28] (axis 2 is 27, expected 28)"), "{message}");
+    assert!(message.contains("bad.npy"), "{message}");
+}
+
+/// `sinter bench --json` ends with one JSON object holding the promised keys.
+#[test]
+fn bench_json_reports_compile_latency_and_arena() {
+    for backend in ["jit", "reference"] {
+        let output = sinter(&[
+            "bench",
+            LENET,
+            "--runs",
+            "2",
+            "--warmup",
+            "1",
+            "--json",
+            "--backend",
+            backend,
+            "--dim",
+            "batch=2",
+        ]);
+        assert_exit(&output, 0);
+        let text = stdout(&output);
+        let last = text.lines().last().expect("a last line");
+        assert!(last.starts_with('{') && last.ends_with('}'), "{last}");
+        for key in [
+            "\"compile_ms\":",
+            "\"median_ms\":",
+            "\"min_ms\":",
+            "\"runs\":2",
+            "\"peak_bytes\":",
+        ] {
+            assert!(last.contains(key), "{backend}: {key} missing in {last}");
+        }
+        let peak_is_null = last.contains("\"peak_bytes\":null");
+        assert_eq!(peak_is_null, backend == "reference", "{last}");
+    }
 }
 
 #[test]
@@ -761,15 +822,45 @@ fn dump_onnx_prints_the_imported_graph() {
 }
 
 #[test]
-fn later_stages_are_not_available_yet() {
-    for stage in ["optimized", "loops", "clif", "asm"] {
+fn the_optimized_stage_is_not_available_yet() {
+    let output = sinter(&["dump", LENET, "--stage", "optimized"]);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("the `optimized` stage is not available yet"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// The compiled stages print every kernel, headed by the graph nodes it came from.
+#[test]
+fn compiled_stages_print_every_kernel() {
+    let loops = sinter(&[
+        "dump",
+        LENET,
+        "--stage",
+        "loops",
+        "--dim",
+        "batch=2",
+        "--threads",
+        "1",
+    ]);
+    assert_exit(&loops, 0);
+    let text = stdout(&loops);
+    assert!(text.contains("B0: f32[2,1,28,28] input image"), "{text}");
+    let n_kernels = text.matches("  call (").count();
+    assert!(
+        n_kernels >= 10,
+        "LeNet lowers to at least 10 kernels: {text}"
+    );
+    assert!(text.contains("vectorize 4"), "{text}");
+    for (stage, marker) in [("clif", "function "), ("asm", "ret")] {
         let output = sinter(&["dump", LENET, "--stage", stage]);
-        assert_exit(&output, 2);
-        assert!(
-            stderr(&output).contains(&format!("the `{stage}` stage is not available yet")),
-            "{}",
-            stderr(&output)
-        );
+        assert_exit(&output, 0);
+        let text = stdout(&output);
+        assert_eq!(text.matches("; kernel ").count(), n_kernels, "{stage}");
+        assert!(text.contains(marker), "{stage}: {text}");
+        assert!(text.contains("; `batch` = 1"), "{stage}");
     }
 }
 

@@ -15,7 +15,8 @@
 //! other problem is an error, which `main` turns into exit code 2 ("could not compare") for this
 //! command.
 
-use super::run::{refuse_unavailable_backend, run_reference, LoadedInput};
+use super::engine::Engine;
+use super::run::LoadedInput;
 use super::{load_model_with_inputs, Outcome};
 use crate::args::CheckArgs;
 use crate::pb::read_pb;
@@ -26,7 +27,6 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub fn check(args: &CheckArgs, out: &mut impl Write) -> Result<Outcome> {
-    refuse_unavailable_backend(args.backend)?;
     let dir = &args.dataset_dir;
     if !dir.is_dir() {
         bail!("data set `{}` is not a directory", dir.display());
@@ -94,7 +94,8 @@ pub fn check(args: &CheckArgs, out: &mut impl Write) -> Result<Outcome> {
         .map(|path| read_pb(path))
         .collect::<Result<Vec<_>>>()?;
 
-    let outputs = run_reference(&model, &inputs)?;
+    let engine = Engine::new(&model, args.engine_options())?;
+    let outputs = engine.run(&model, &inputs)?;
     let tolerance = Tolerance {
         rtol: args.rtol,
         atol: args.atol,

@@ -1,7 +1,9 @@
 //! `sinter dump`: load (parse or import), verify and print a model canonically.
 //!
 //! `--stage import` prints the graph as loaded: a `.sir` file as parsed, an `.onnx` file as the
-//! importer builds it. The later stages are refused with "not available yet" until they exist.
+//! importer builds it. `loops`, `clif` and `asm` compile the graph for the JIT at concrete shapes
+//! (`--dim`, symbols default to 1) and print every kernel at that stage, each headed by the graph
+//! nodes it came from. `optimized` is refused with "not available yet" until the optimizer exists.
 //!
 //! The text output is the printer's canonical form, so `sinter dump` is idempotent: dumping its own
 //! output prints the same text again. With `--weights-out PATH`, constants with more than
@@ -13,9 +15,15 @@ use crate::args::{DumpArgs, DumpFormat, Stage};
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use sinter_ir::text::{print_graph, print_graph_with_weights, PrintOptions};
+use sinter_ir::Dim;
+use sinter_jit::CompileOptions;
 use std::io::Write;
 
 pub fn dump(args: &DumpArgs, out: &mut impl Write) -> Result<()> {
+    if matches!(args.stage, Stage::Loops | Stage::Clif | Stage::Asm) {
+        let graph = load_model(&args.model)?.graph;
+        return dump_compiled(args, graph, out);
+    }
     if args.stage != Stage::Import {
         let stage_name = args
             .stage
@@ -23,7 +31,7 @@ pub fn dump(args: &DumpArgs, out: &mut impl Write) -> Result<()> {
             .map(|value| value.get_name().to_string())
             .unwrap_or_default();
         return Err(NotAvailable(format!(
-            "the `{stage_name}` stage is not available yet; only `--stage import` exists"
+            "the `{stage_name}` stage is not available yet (the graph optimizer does not exist yet)"
         ))
         .into());
     }
@@ -50,5 +58,80 @@ pub fn dump(args: &DumpArgs, out: &mut impl Write) -> Result<()> {
         (DumpFormat::Dot, Some(_)) => bail!("`--weights-out` applies to `--format text` only"),
     };
     out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Compiles `graph` for the JIT at the `--dim` sizes and prints every kernel at the requested stage.
+fn dump_compiled(args: &DumpArgs, graph: sinter_ir::Graph, out: &mut impl Write) -> Result<()> {
+    let mut notes = Vec::new();
+    let shapes: Vec<(String, sinter_ir::DType, Vec<usize>)> = graph
+        .input_signature()
+        .iter()
+        .map(|(name, ty)| {
+            let shape = ty
+                .shape
+                .dims()
+                .iter()
+                .map(|dim| match dim {
+                    Dim::Static(size) => *size,
+                    Dim::Sym(symbol) => args
+                        .dims
+                        .iter()
+                        .find(|(given, _)| given == &**symbol)
+                        .map_or_else(
+                            || {
+                                notes.push(format!(
+                                    "; `{symbol}` = 1 (size it with `--dim {symbol}=N`)"
+                                ));
+                                1
+                            },
+                            |&(_, size)| size,
+                        ),
+                })
+                .collect();
+            (name.to_string(), ty.dtype, shape)
+        })
+        .collect();
+    notes.dedup();
+    let described: Vec<(&str, sinter_ir::DType, &[usize])> = shapes
+        .iter()
+        .map(|(name, dtype, shape)| (name.as_str(), *dtype, shape.as_slice()))
+        .collect();
+    let bindings = sinter_ir::bind_inputs(&graph, &described)?;
+    let options = CompileOptions {
+        threads: args.threads.map(usize::from),
+        dumps: args.stage != Stage::Loops,
+        ..CompileOptions::default()
+    };
+    let compiled = sinter_jit::compile(graph, &options)
+        .map_err(|err| anyhow::anyhow!("cannot compile the model for the JIT: {err}"))?;
+    let program = compiled
+        .program_for(&bindings)
+        .map_err(|err| anyhow::anyhow!("cannot compile the model for the JIT: {err}"))?;
+    for note in &notes {
+        writeln!(out, "{note}")?;
+    }
+    if args.stage == Stage::Loops {
+        out.write_all(sinter_loops::text::print_program(program.program()).as_bytes())?;
+        return Ok(());
+    }
+    for call in &program.program().calls {
+        let Some(dump) = program.dump(&call.kernel.name) else {
+            anyhow::bail!("the JIT kept no dump of kernel `{}`", call.kernel.name);
+        };
+        let text = if args.stage == Stage::Clif {
+            &dump.optimized_clif
+        } else {
+            &dump.disasm
+        };
+        writeln!(
+            out,
+            "; kernel {} from {}",
+            dump.name,
+            call.kernel.origins.join(", ")
+        )?;
+        writeln!(out, "{}", text.trim_end())?;
+        writeln!(out)?;
+    }
     Ok(())
 }

@@ -4,9 +4,13 @@
 //! Commands write their results to a `Write` handed in by `execute` (stdout in the binary), so
 //! broken pipes surface as errors instead of panics in `println!`.
 
+mod bench;
 mod check;
 mod dump;
+mod engine;
 mod run;
+
+pub use engine::EngineOptions;
 
 use crate::args::Command;
 use crate::npy::read_npy;
@@ -49,6 +53,7 @@ pub fn execute(command: Command) -> Result<Outcome> {
         Command::Dump(args) => dump::dump(&args, &mut out).map(|()| Outcome::Success)?,
         Command::Run(args) => run::run(&args, &mut out).map(|()| Outcome::Success)?,
         Command::Check(args) => check::check(&args, &mut out)?,
+        Command::Bench(args) => bench::bench(&args, &mut out).map(|()| Outcome::Success)?,
     };
     match out.flush() {
         // `check` has its verdict; a reader that closed the pipe early does not change it.

@@ -8,8 +8,9 @@
 //! with `--output-dir` written to `output_N.pb` (N its position) and `<name>.npy`, names made
 //! file-safe.
 
-use super::{load_model_with_inputs, read_tensor_file, Model, NotAvailable};
-use crate::args::{Backend, RunArgs};
+use super::engine::Engine;
+use super::{load_model_with_inputs, read_tensor_file, Model};
+use crate::args::RunArgs;
 use crate::npy::write_npy;
 use crate::pb::write_pb;
 use anyhow::{bail, Context, Result};
@@ -22,7 +23,6 @@ use std::path::{Path, PathBuf};
 const N_SUMMARY_VALUES: usize = 8;
 
 pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<()> {
-    refuse_unavailable_backend(args.backend)?;
     let model = load_model_with_inputs(&args.model, &mut |name, position| {
         fixed_input_value(args, name, position)
     })?;
@@ -30,7 +30,8 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<()> {
         writeln!(out, "{note}")?;
     }
     let inputs = collect_inputs(args, &model)?;
-    let outputs = run_reference(&model, &inputs)?;
+    let engine = Engine::new(&model, args.engine_options())?;
+    let outputs = engine.run(&model, &inputs)?;
     for (name, tensor) in &outputs {
         write_summary(out, name, tensor)?;
     }
@@ -51,7 +52,7 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<()> {
 }
 
 /// The value of an ONNX input the importer needs at import, from `--input` or `--inputs DIR`.
-fn fixed_input_value(
+pub(super) fn fixed_input_value(
     args: &RunArgs,
     name: &str,
     position: Option<usize>,
@@ -68,41 +69,6 @@ fn fixed_input_value(
     }
 }
 
-/// Only the reference interpreter exists so far.
-pub(super) fn refuse_unavailable_backend(backend: Backend) -> Result<()> {
-    match backend {
-        Backend::Reference => Ok(()),
-        Backend::Jit => Err(NotAvailable(
-            "the JIT backend is not available yet; use `--backend reference`".to_string(),
-        )
-        .into()),
-    }
-}
-
-/// Runs the model with the reference interpreter; an error about an input names the file it came
-/// from.
-pub(super) fn run_reference(
-    model: &Model,
-    inputs: &[LoadedInput],
-) -> Result<Vec<(String, Tensor)>> {
-    let input_refs: Vec<(&str, Tensor)> = inputs
-        .iter()
-        .map(|input| (input.name.as_str(), input.tensor.clone()))
-        .collect();
-    sinter_ref::run(&model.graph, &input_refs).map_err(|err| {
-        let mut message = err.to_string();
-        if let Some(source) = input_source_of(&err, inputs) {
-            message.push_str(&format!(" (from `{}`)", source.display()));
-        }
-        if let sinter_ref::RunError::MissingInput { name, .. } = &err {
-            message.push_str(&format!(
-                "; give it with `--input {name}=FILE` or `--inputs DIR`"
-            ));
-        }
-        anyhow::anyhow!(message)
-    })
-}
-
 /// A loaded input tensor and the file it came from.
 pub(super) struct LoadedInput {
     pub name: String,
@@ -114,7 +80,7 @@ pub(super) struct LoadedInput {
 /// Values for inputs the model file has but the graph does not take (fixed at import, or dropped as
 /// unused) are not passed on; other names the graph does not have are, so the interpreter reports
 /// them with the list of known names.
-fn collect_inputs(args: &RunArgs, model: &Model) -> Result<Vec<LoadedInput>> {
+pub(super) fn collect_inputs(args: &RunArgs, model: &Model) -> Result<Vec<LoadedInput>> {
     let mut inputs: Vec<LoadedInput> = Vec::new();
     for (named_idx, named) in args.inputs.iter().enumerate() {
         if args.inputs[..named_idx]
@@ -190,19 +156,6 @@ fn find_input_file(
     }
     tried.push(npy_path);
     Err(tried)
-}
-
-/// The file an input named in a run error was loaded from.
-fn input_source_of<'a>(err: &sinter_ref::RunError, inputs: &'a [LoadedInput]) -> Option<&'a Path> {
-    let name = match err {
-        sinter_ref::RunError::InputMismatch { name, .. }
-        | sinter_ref::RunError::UnknownInput { name, .. } => name,
-        _ => return None,
-    };
-    inputs
-        .iter()
-        .find(|input| &input.name == name)
-        .map(|input| input.path.as_path())
 }
 
 /// `name` with every character other than ASCII letters, digits, `_`, `-` and `.` replaced by `_`, and
