@@ -1,34 +1,38 @@
-//! The ONNX backend node tests (`tests/onnx-node/`), imported with `sinter_onnx` and run with the
-//! reference interpreter.
+//! The ONNX backend node tests (`tests/onnx-node/`), imported with `sinter_onnx` and run on the
+//! reference interpreter and on the JIT.
 //!
-//! One libtest test per line of `tests/onnx-node/cases.tsv`, named after the case. A test runs
-//! `cases/<name>/model.onnx` on `test_data_set_0` as `sinter check` does, with the case's tolerances
-//! (`common::check_data_set`: import, with shape-like inputs or symbolic dims fixed to the data set's
-//! values when the model needs that, reference run, comparison of every output).
+//! Two libtest tests per line of `tests/onnx-node/cases.tsv`: `<name>` runs on the reference
+//! interpreter, `jit::<name>` on the JIT (`common::Backend`). Each runs `cases/<name>/model.onnx` on
+//! `test_data_set_0` as `sinter check` does, with the case's tolerances (`common::check_data_set`:
+//! import, with shape-like inputs or symbolic dims fixed to the data set's values when the model
+//! needs that, run, comparison of every output).
 //!
-//! **Expected failures.** `tests/onnx-node/expected_failures.tsv` lists known failures as
-//! `case_name<TAB>reason`. A listed case that fails passes its test; a listed case that passes fails
-//! with "newly passing", and a listed name that is not a case fails the extra test
-//! `expected_failures_name_only_cases`, so the list never goes stale. `SINTER_BLESS_FAILURES=1 cargo
-//! test --test onnx_node` rewrites the list from the current failures, each with its error message as
-//! the reason; entries of cases that a name filter skipped are kept.
+//! **Expected failures.** `tests/onnx-node/expected_failures.tsv` lists the reference's known
+//! failures and `tests/onnx-node/jit_expected_failures.tsv` the cases that pass on the reference but
+//! not on the JIT, as `case_name<TAB>reason`. A case of the reference list is expected to fail on
+//! both backends. A listed case that fails passes its test; a listed case that passes fails with
+//! "newly passing", and a listed name that is not a case (or a JIT entry the reference list has
+//! already) fails the extra test `expected_failures_name_only_cases`, so the lists never go stale.
+//! `SINTER_BLESS_FAILURES=1 cargo test --test onnx_node` rewrites both lists from the current
+//! failures (`common::bless`: a new failure gets its error message as the reason, a listed one keeps
+//! its reason); entries of cases that a name filter skipped are kept.
 //!
 //! After the run, the number of passing cases per op type (from `cases.tsv`) and the totals are
-//! printed.
+//! printed for each backend.
 
 mod common;
 
-use common::Tolerance;
-use libtest_mimic::{Arguments, Failed, Trial};
+use common::{Backend, Tolerance};
+use libtest_mimic::{Arguments, Trial};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// The environment variable that turns on rewriting `expected_failures.tsv`.
-const BLESS_VAR: &str = "SINTER_BLESS_FAILURES";
+/// The reference's manifest of expected failures, in `tests/onnx-node`.
+const EXPECTED_FAILURES: &str = "expected_failures.tsv";
 
-/// The longest reason written by blessing; longer error messages are cut.
-const MAX_REASON_CHARS: usize = 300;
+/// The JIT's manifest: cases that pass on the reference and fail on the JIT.
+const JIT_EXPECTED_FAILURES: &str = "jit_expected_failures.tsv";
 
 /// One line of `cases.tsv`.
 #[derive(Clone, Debug)]
@@ -41,10 +45,6 @@ struct Case {
 
 fn suite_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx-node")
-}
-
-fn expected_failures_path() -> PathBuf {
-    suite_root().join("expected_failures.tsv")
 }
 
 /// Parses `cases.tsv`: a header line, then `name, op_types (comma-separated), opset, rtol, atol`.
@@ -76,40 +76,8 @@ fn parse_cases(text: &str) -> Result<Vec<Case>, String> {
     Ok(cases)
 }
 
-/// Parses `expected_failures.tsv`: `case_name<TAB>reason` lines; `#` starts a comment line.
-fn parse_expected_failures(text: &str) -> Result<BTreeMap<String, String>, String> {
-    let mut failures = BTreeMap::new();
-    for (line_idx, line) in text.lines().enumerate() {
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let Some((name, reason)) = line.split_once('\t') else {
-            return Err(format!(
-                "expected_failures.tsv line {}: expected `case_name<TAB>reason`, got `{line}`",
-                line_idx + 1
-            ));
-        };
-        if reason.trim().is_empty() {
-            return Err(format!(
-                "expected_failures.tsv line {}: `{name}` has no reason",
-                line_idx + 1
-            ));
-        }
-        if failures
-            .insert(name.to_string(), reason.to_string())
-            .is_some()
-        {
-            return Err(format!(
-                "expected_failures.tsv line {}: `{name}` is listed twice",
-                line_idx + 1
-            ));
-        }
-    }
-    Ok(failures)
-}
-
 /// Runs one case; `Ok` says whether graph inputs were fixed at import.
-fn run_case(case: &Case) -> Result<ImportMode, String> {
+fn run_case(case: &Case, backend: Backend) -> Result<ImportMode, String> {
     let dir = suite_root().join("cases").join(&case.name);
     let tolerance = Tolerance {
         rtol: case.rtol,
@@ -119,6 +87,7 @@ fn run_case(case: &Case) -> Result<ImportMode, String> {
         &dir.join("model.onnx"),
         &dir.join("test_data_set_0"),
         tolerance,
+        backend,
     )?;
     Ok(if specialization.fixed_inputs.is_empty() {
         ImportMode::Plain
@@ -136,18 +105,6 @@ enum ImportMode {
     InputsFixed,
 }
 
-/// The single-line reason blessing writes for an error message: whitespace runs (tabs and newlines
-/// included) collapse to one space.
-fn reason_of(message: &str) -> String {
-    let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > MAX_REASON_CHARS {
-        let cut: String = one_line.chars().take(MAX_REASON_CHARS).collect();
-        format!("{cut}...")
-    } else {
-        one_line
-    }
-}
-
 /// Pass and total counts per op type, filled in by the trials as they finish.
 #[derive(Default)]
 struct OpTally(BTreeMap<String, (usize, usize)>);
@@ -161,20 +118,23 @@ impl OpTally {
         }
     }
 
-    fn print(&self, n_passed: usize, n_passed_inputs_fixed: usize, n_run: usize) {
-        println!("\nONNX node tests by op type (a case counts for every op it uses):");
+    fn print(&self, backend: Backend, n_passed: usize, n_passed_inputs_fixed: usize, n_run: usize) {
+        let label = backend.label();
+        println!(
+            "\nONNX node tests on the {label} by op type (a case counts for every op it uses):"
+        );
         for (op_type, (passed, total)) in &self.0 {
             let mark = if passed == total { "" } else { "  <-- failing" };
             println!("  {op_type:<28} {passed:>4}/{total:<4}{mark}");
         }
         println!(
-            "ONNX node tests: {n_passed} of {n_run} cases pass ({n_passed_inputs_fixed} of them with \
-             shape-like inputs fixed at import)"
+            "ONNX node tests on the {label}: {n_passed} of {n_run} cases pass \
+             ({n_passed_inputs_fixed} of them with shape-like inputs fixed at import)"
         );
     }
 }
 
-/// What the trials share: the per-op tally, the pass count and, when blessing, every case's result.
+/// What the trials of one backend share: the per-op tally, the pass count and, when blessing, every case's result.
 #[derive(Default)]
 struct Results {
     tally: OpTally,
@@ -193,33 +153,18 @@ const EXPECTED_FAILURES_HEADER: &str = "\
 # `SINTER_BLESS_FAILURES=1 cargo test --test onnx_node`.
 ";
 
-/// Rewrites `expected_failures.tsv` from the cases that ran, keeping the entries of cases that did not.
-fn bless(
-    previous: &BTreeMap<String, String>,
-    case_names: &BTreeSet<String>,
-    outcomes: &BTreeMap<String, Option<String>>,
-) -> std::io::Result<usize> {
-    let mut failures: BTreeMap<&str, String> = previous
-        .iter()
-        .filter(|(name, _)| case_names.contains(*name) && !outcomes.contains_key(*name))
-        .map(|(name, reason)| (name.as_str(), reason.clone()))
-        .collect();
-    for (name, outcome) in outcomes {
-        if let Some(message) = outcome {
-            failures.insert(name.as_str(), reason_of(message));
-        }
-    }
-    let mut text = String::from(EXPECTED_FAILURES_HEADER);
-    for (name, reason) in &failures {
-        text.push_str(&format!("{name}\t{reason}\n"));
-    }
-    std::fs::write(expected_failures_path(), text)?;
-    Ok(failures.len())
-}
+/// The header written at the top of `jit_expected_failures.tsv` by blessing.
+const JIT_EXPECTED_FAILURES_HEADER: &str = "\
+# ONNX node-test cases that pass on the reference interpreter and fail on the JIT, as
+# `case_name<TAB>reason`. Checked by tests/onnx_node.rs (trials `jit::<case>`): a listed case that
+# passes fails the test; cases of expected_failures.tsv are expected to fail on the JIT too and are
+# not listed here. `SINTER_BLESS_FAILURES=1 cargo test --test onnx_node` adds new failures with
+# their error message and drops cases that pass; reasons of cases still failing are kept.
+";
 
 fn main() {
     let args = Arguments::from_args();
-    let is_blessing = std::env::var_os(BLESS_VAR).is_some_and(|value| value != "0");
+    let is_blessing = common::is_blessing();
     let cases = std::fs::read_to_string(suite_root().join("cases.tsv"))
         .map_err(|err| format!("cannot read cases.tsv: {err}"))
         .and_then(|text| parse_cases(&text));
@@ -230,15 +175,14 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let expected_failures = match std::fs::read_to_string(expected_failures_path()) {
-        Ok(text) => parse_expected_failures(&text),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound && is_blessing => {
-            Ok(BTreeMap::new())
-        }
-        Err(err) => Err(format!("cannot read expected_failures.tsv: {err}")),
-    };
-    let expected_failures = match expected_failures {
-        Ok(failures) => Arc::new(failures),
+    let manifests = common::load_expected_failures(&suite_root().join(EXPECTED_FAILURES)).and_then(
+        |reference| {
+            let jit = common::load_expected_failures(&suite_root().join(JIT_EXPECTED_FAILURES))?;
+            Ok((reference, jit))
+        },
+    );
+    let (expected_failures, jit_expected_failures) = match manifests {
+        Ok((reference, jit)) => (Arc::new(reference), Arc::new(jit)),
         Err(err) => {
             eprintln!("{err}");
             std::process::exit(1);
@@ -246,80 +190,135 @@ fn main() {
     };
     let case_names: BTreeSet<String> = cases.iter().map(|case| case.name.clone()).collect();
 
-    let results = Arc::new(Mutex::new(Results::default()));
+    let results: BTreeMap<Backend, Arc<Mutex<Results>>> = Backend::ALL
+        .iter()
+        .map(|&backend| (backend, Arc::default()))
+        .collect();
     let mut trials = Vec::new();
-    for case in cases {
-        let results = Arc::clone(&results);
-        let expected_failures = Arc::clone(&expected_failures);
-        trials.push(Trial::test(case.name.clone(), move || {
-            let outcome = run_case(&case);
-            if let Ok(mut results) = results.lock() {
-                results.tally.record(&case, outcome.is_ok());
-                results.n_passed += usize::from(outcome.is_ok());
-                results.n_passed_inputs_fixed +=
-                    usize::from(outcome == Ok(ImportMode::InputsFixed));
-                results.n_run += 1;
-                if is_blessing {
-                    results
-                        .outcomes
-                        .insert(case.name.clone(), outcome.clone().err());
+    for backend in Backend::ALL {
+        for case in &cases {
+            let case = case.clone();
+            let results = Arc::clone(&results[&backend]);
+            let expected_failures = Arc::clone(&expected_failures);
+            let jit_expected_failures = Arc::clone(&jit_expected_failures);
+            trials.push(Trial::test(backend.trial_name(&case.name), move || {
+                let outcome = run_case(&case, backend);
+                if let Ok(mut results) = results.lock() {
+                    results.tally.record(&case, outcome.is_ok());
+                    results.n_passed += usize::from(outcome.is_ok());
+                    results.n_passed_inputs_fixed +=
+                        usize::from(outcome == Ok(ImportMode::InputsFixed));
+                    results.n_run += 1;
+                    if is_blessing {
+                        results
+                            .outcomes
+                            .insert(case.name.clone(), outcome.clone().err());
+                    }
                 }
-            }
-            if is_blessing {
-                return Ok(());
-            }
-            match (outcome, expected_failures.contains_key(&case.name)) {
-                (Ok(_), false) | (Err(_), true) => Ok(()),
-                (Err(message), false) => Err(Failed::from(message)),
-                (Ok(_), true) => Err(Failed::from(
-                    "newly passing: remove it from expected_failures.tsv",
-                )),
-            }
-        }));
+                // A reference failure is expected on the JIT too; see the module doc.
+                let listed_in = if expected_failures.contains_key(&case.name) {
+                    Some(EXPECTED_FAILURES)
+                } else if backend == Backend::Jit && jit_expected_failures.contains_key(&case.name)
+                {
+                    Some(JIT_EXPECTED_FAILURES)
+                } else {
+                    None
+                };
+                common::verdict(outcome.map(|_| ()), listed_in)
+            }));
+        }
     }
     {
         let expected_failures = Arc::clone(&expected_failures);
+        let jit_expected_failures = Arc::clone(&jit_expected_failures);
         let case_names = case_names.clone();
         trials.push(Trial::test(
             "expected_failures_name_only_cases",
             move || {
-                let unknown: Vec<&String> = expected_failures
-                    .keys()
-                    .filter(|name| !case_names.contains(*name))
-                    .collect();
-                if unknown.is_empty() || is_blessing {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "expected_failures.tsv lists names that are not cases: {unknown:?}"
-                    )
-                    .into())
-                }
+                common::check_manifest_names(
+                    &case_names,
+                    Some((EXPECTED_FAILURES, &expected_failures)),
+                    (JIT_EXPECTED_FAILURES, &jit_expected_failures),
+                )
             },
         ));
     }
 
     let conclusion = libtest_mimic::run(&args, trials);
     if !args.list {
-        if let Ok(results) = results.lock() {
-            results.tally.print(
-                results.n_passed,
-                results.n_passed_inputs_fixed,
-                results.n_run,
-            );
-            if is_blessing {
-                match bless(&expected_failures, &case_names, &results.outcomes) {
-                    Ok(n_failures) => println!(
-                        "{BLESS_VAR}: wrote {n_failures} expected failures to {}",
-                        expected_failures_path().display()
-                    ),
-                    Err(err) => {
-                        eprintln!("cannot write expected_failures.tsv: {err}");
-                        std::process::exit(1);
-                    }
-                }
+        for (&backend, results) in &results {
+            if let Ok(results) = results.lock() {
+                results.tally.print(
+                    backend,
+                    results.n_passed,
+                    results.n_passed_inputs_fixed,
+                    results.n_run,
+                );
+            }
+        }
+        if is_blessing {
+            if let Err(err) = bless_manifests(
+                &case_names,
+                &expected_failures,
+                &jit_expected_failures,
+                &results,
+            ) {
+                eprintln!("{err}");
+                std::process::exit(1);
             }
         }
     }
     conclusion.exit();
+}
+
+/// Rewrites both manifests from the run's outcomes (see the module doc). The JIT manifest leaves
+/// out the cases the new reference manifest lists.
+fn bless_manifests(
+    case_names: &BTreeSet<String>,
+    expected_failures: &BTreeMap<String, String>,
+    jit_expected_failures: &BTreeMap<String, String>,
+    results: &BTreeMap<Backend, Arc<Mutex<Results>>>,
+) -> Result<(), String> {
+    let outcomes_of = |backend: Backend| {
+        results[&backend]
+            .lock()
+            .map(|results| results.outcomes.clone())
+            .map_err(|_| "a trial panicked while holding the results".to_string())
+    };
+    let reference_outcomes = outcomes_of(Backend::Reference)?;
+    let reference_path = suite_root().join(EXPECTED_FAILURES);
+    let n_reference = common::bless(
+        &reference_path,
+        EXPECTED_FAILURES_HEADER,
+        expected_failures,
+        case_names,
+        &reference_outcomes,
+    )
+    .map_err(|err| format!("cannot write {}: {err}", reference_path.display()))?;
+    let new_reference = common::load_expected_failures(&reference_path)?;
+    let jit_outcomes: BTreeMap<String, Option<String>> = outcomes_of(Backend::Jit)?
+        .into_iter()
+        .filter(|(name, _)| !new_reference.contains_key(name))
+        .collect();
+    let jit_previous: BTreeMap<String, String> = jit_expected_failures
+        .iter()
+        .filter(|(name, _)| !new_reference.contains_key(*name))
+        .map(|(name, reason)| (name.clone(), reason.clone()))
+        .collect();
+    let jit_path = suite_root().join(JIT_EXPECTED_FAILURES);
+    let n_jit = common::bless(
+        &jit_path,
+        JIT_EXPECTED_FAILURES_HEADER,
+        &jit_previous,
+        case_names,
+        &jit_outcomes,
+    )
+    .map_err(|err| format!("cannot write {}: {err}", jit_path.display()))?;
+    println!(
+        "{}: wrote {n_reference} expected failures to {} and {n_jit} to {}",
+        common::BLESS_VAR,
+        reference_path.display(),
+        jit_path.display()
+    );
+    Ok(())
 }

@@ -3,20 +3,32 @@
 //! Each directory under `tests/fixtures/ops/` is one case, written by `tests/fixtures/gen_op_fixtures.py`
 //! (regenerate with `python3 tests/fixtures/gen_op_fixtures.py`): a one-op `model.sir`, its inputs and
 //! expected outputs as `.npy` files, and a `case.txt` manifest naming the op, the input and output
-//! names in order, and the tolerances. This harness turns every directory into one libtest test named
-//! after it, so no case can be skipped without showing up as a failure: a directory whose manifest or
-//! files are broken fails like a wrong result does.
+//! names in order, and the tolerances. This harness turns every directory into two libtest tests,
+//! `<case>` on the reference interpreter and `jit::<case>` on the JIT (`common::Backend`), so no case
+//! can be skipped without showing up as a failure: a directory whose manifest or files are broken
+//! fails like a wrong result does.
 //!
-//! A test parses and verifies the model, runs it with `sinter_ref::run` and compares every output
-//! with `sinter_ref::compare` (the rule of `sinter check`): dtype and shape exactly, float values
-//! with `|actual - expected| <= atol + rtol * |expected|` (NaN must meet NaN, an infinity the same
-//! infinity), integers and bools exactly. A mismatch reports the worst absolute and relative errors. After the run a per-op pass count is printed, and one extra test checks that every
-//! op in `Op::NAMES` has at least one case.
+//! A test parses and verifies the model, runs it on its backend and compares every output with
+//! `sinter_ref::compare` (the rule of `sinter check`): dtype and shape exactly, float values with
+//! `|actual - expected| <= atol + rtol * |expected|` (NaN must meet NaN, an infinity the same
+//! infinity), integers and bools exactly. A mismatch reports the worst absolute and relative errors.
+//! After the run a per-op pass count is printed for each backend, and one extra test checks that
+//! every op in `Op::NAMES` has at least one case.
+//!
+//! **Expected failures.** Every case must pass on the reference. The JIT's known failures are listed
+//! in `tests/fixtures/ops_jit_expected_failures.tsv` as `case<TAB>reason`, beside the fixture
+//! directory rather than in it because the generator rewrites `tests/fixtures/ops/` whole. A listed
+//! case that passes fails as newly passing, an unlisted failure fails, and the extra test
+//! `jit_expected_failures_name_only_cases` refuses names that are not cases.
+//! `SINTER_BLESS_FAILURES=1 cargo test --test op_fixtures` rewrites the list (`common::bless`).
 
+mod common;
+
+use common::Backend;
 use libtest_mimic::{Arguments, Failed, Trial};
 use sinter_ir::{Op, Tensor, TensorData};
 use sinter_ref::compare::{compare, Tolerance};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -104,8 +116,8 @@ fn read_npy(path: &Path) -> Result<Tensor, String> {
     Tensor::new(shape, data).map_err(|err| format!("{}: {err}", path.display()))
 }
 
-/// Runs one case directory end to end.
-fn run_case(dir: &Path, manifest: &Manifest) -> Result<(), String> {
+/// Runs one case directory end to end on `backend`.
+fn run_case(dir: &Path, manifest: &Manifest, backend: Backend) -> Result<(), String> {
     let graph =
         sinter_ir::parse_file(&dir.join("model.sir")).map_err(|err| format!("model.sir: {err}"))?;
     if let Err(errors) = sinter_ir::verify(&graph) {
@@ -134,8 +146,7 @@ fn run_case(dir: &Path, manifest: &Manifest) -> Result<(), String> {
             read_npy(&dir.join(format!("input_{input_idx}.npy")))?,
         ));
     }
-    let outputs =
-        sinter_ref::run(&graph, &inputs).map_err(|err| format!("sinter_ref::run: {err}"))?;
+    let outputs = backend.run(&graph, &inputs)?;
 
     let got_names: Vec<&str> = outputs.iter().map(|(n, _)| n.as_str()).collect();
     if got_names != manifest.output_names {
@@ -174,12 +185,15 @@ impl OpTally {
         entry.1 += 1;
     }
 
-    fn print(&self) {
+    fn print(&self, backend: Backend) {
         let (n_passed, n_total) = self
             .0
             .values()
             .fold((0, 0), |(p, t), (op_p, op_t)| (p + op_p, t + op_t));
-        println!("\nop fixture summary: {n_passed}/{n_total} cases pass");
+        println!(
+            "\nop fixture summary on the {}: {n_passed}/{n_total} cases pass",
+            backend.label()
+        );
         for (op, (passed, total)) in &self.0 {
             let mark = if passed == total { "" } else { "  <-- failing" };
             println!("  {op:<20} {passed:>3}/{total:<3}{mark}");
@@ -189,6 +203,23 @@ impl OpTally {
 
 fn fixture_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ops")
+}
+
+/// The JIT's manifest of expected failures.
+const JIT_EXPECTED_FAILURES: &str = "ops_jit_expected_failures.tsv";
+
+/// The header written at the top of the JIT manifest by blessing.
+const JIT_EXPECTED_FAILURES_HEADER: &str = "\
+# Op fixtures (tests/fixtures/ops) that pass on the reference interpreter and fail on the JIT, as
+# `case<TAB>reason`. Checked by tests/op_fixtures.rs (trials `jit::<case>`): a listed case that
+# passes fails the test. `SINTER_BLESS_FAILURES=1 cargo test --test op_fixtures` adds new failures
+# and drops passing ones; reasons of cases still failing are kept.
+";
+
+fn jit_manifest_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(JIT_EXPECTED_FAILURES)
 }
 
 fn main() {
@@ -206,31 +237,85 @@ fn main() {
     };
     case_dirs.sort();
 
-    let tally = Arc::new(Mutex::new(OpTally::default()));
+    let jit_expected_failures = match common::load_expected_failures(&jit_manifest_path()) {
+        Ok(failures) => Arc::new(failures),
+        Err(err) => {
+            eprintln!("{err}");
+            std::process::exit(1);
+        }
+    };
+    let is_blessing = common::is_blessing();
+
+    let tallies: BTreeMap<Backend, Arc<Mutex<OpTally>>> = Backend::ALL
+        .iter()
+        .map(|&backend| (backend, Arc::default()))
+        .collect();
+    // The JIT's outcomes, for blessing: case name to its error message, or `None` when it passed.
+    let jit_outcomes: Arc<Mutex<BTreeMap<String, Option<String>>>> = Arc::default();
     let mut ops_with_cases = BTreeMap::new();
+    let mut case_names = BTreeSet::new();
     let mut trials = Vec::new();
     for dir in case_dirs {
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let manifest = std::fs::read_to_string(dir.join("case.txt"))
-            .map_err(|err| format!("case.txt: {err}"))
-            .and_then(|text| Manifest::parse(&text));
-        if let Ok(manifest) = &manifest {
+        let manifest = Arc::new(
+            std::fs::read_to_string(dir.join("case.txt"))
+                .map_err(|err| format!("case.txt: {err}"))
+                .and_then(|text| Manifest::parse(&text)),
+        );
+        if let Ok(manifest) = &*manifest {
             *ops_with_cases.entry(manifest.op.clone()).or_insert(0usize) += 1;
         }
-        let tally = Arc::clone(&tally);
-        trials.push(Trial::test(name, move || {
-            let (op, result) = match &manifest {
-                Ok(manifest) => (manifest.op.as_str(), run_case(&dir, manifest)),
-                Err(err) => ("<bad manifest>", Err(err.clone())),
-            };
-            if let Ok(mut tally) = tally.lock() {
-                tally.record(op, result.is_ok());
-            }
-            result.map_err(Failed::from)
-        }));
+        case_names.insert(name.clone());
+        let dir = Arc::new(dir);
+        for backend in Backend::ALL {
+            let tally = Arc::clone(&tallies[&backend]);
+            let jit_outcomes = Arc::clone(&jit_outcomes);
+            let jit_expected_failures = Arc::clone(&jit_expected_failures);
+            let manifest = Arc::clone(&manifest);
+            let dir = Arc::clone(&dir);
+            let name = name.clone();
+            trials.push(Trial::test(backend.trial_name(&name), move || {
+                let (op, result) = match &*manifest {
+                    Ok(manifest) => (manifest.op.as_str(), run_case(&dir, manifest, backend)),
+                    Err(err) => ("<bad manifest>", Err(err.clone())),
+                };
+                if let Ok(mut tally) = tally.lock() {
+                    tally.record(op, result.is_ok());
+                }
+                match backend {
+                    // Every case must pass on the reference, blessing or not.
+                    Backend::Reference => result.map_err(Failed::from),
+                    Backend::Jit => {
+                        if let Ok(mut outcomes) = jit_outcomes.lock() {
+                            outcomes.insert(name.clone(), result.clone().err());
+                        }
+                        common::verdict(
+                            result,
+                            jit_expected_failures
+                                .contains_key(&name)
+                                .then_some(JIT_EXPECTED_FAILURES),
+                        )
+                    }
+                }
+            }));
+        }
+    }
+    {
+        let jit_expected_failures = Arc::clone(&jit_expected_failures);
+        let case_names = case_names.clone();
+        trials.push(Trial::test(
+            "jit_expected_failures_name_only_cases",
+            move || {
+                common::check_manifest_names(
+                    &case_names,
+                    None,
+                    (JIT_EXPECTED_FAILURES, &jit_expected_failures),
+                )
+            },
+        ));
     }
 
     // Every op needs a case, and every case must name a real op.
@@ -256,8 +341,33 @@ fn main() {
 
     let conclusion = libtest_mimic::run(&args, trials);
     if !args.list {
-        if let Ok(tally) = tally.lock() {
-            tally.print();
+        for (&backend, tally) in &tallies {
+            if let Ok(tally) = tally.lock() {
+                tally.print(backend);
+            }
+        }
+        if is_blessing {
+            let outcomes = jit_outcomes
+                .lock()
+                .map(|outcomes| outcomes.clone())
+                .unwrap_or_default();
+            match common::bless(
+                &jit_manifest_path(),
+                JIT_EXPECTED_FAILURES_HEADER,
+                &jit_expected_failures,
+                &case_names,
+                &outcomes,
+            ) {
+                Ok(n_failures) => println!(
+                    "{}: wrote {n_failures} expected failures to {}",
+                    common::BLESS_VAR,
+                    jit_manifest_path().display()
+                ),
+                Err(err) => {
+                    eprintln!("cannot write {}: {err}", jit_manifest_path().display());
+                    std::process::exit(1);
+                }
+            }
         }
     }
     conclusion.exit();
