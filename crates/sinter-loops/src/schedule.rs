@@ -16,7 +16,7 @@
 //!   the body, so the result is the same computation in the same order.
 //! - [`parallelize`] marks the kernel's only top-level loop `Parallel` when its iterations provably
 //!   touch disjoint elements of every buffer they write (the rule of
-//!   [`parallel_violation`](crate::verify::parallel_violation)).
+//!   [`parallel_violation`]).
 //! - [`remove_unit_loops`] replaces serial loops of one iteration by their body with the variable
 //!   set to 0, so that a batch-1 outer loop does not hide the loop worth parallelizing.
 //!
