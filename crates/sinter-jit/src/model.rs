@@ -17,7 +17,7 @@ use sinter_ir::{bind_inputs, specialize, DimBindings, Graph, InputError, Special
 use sinter_loops::lower::{lower_graph, LowerError};
 use sinter_loops::schedule::{schedule_kernel, ScheduleError, ScheduleOptions};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 /// How to compile a model.
 #[derive(Clone, Debug)]
@@ -82,7 +82,9 @@ pub struct CompiledModel {
     graph: Graph,
     options: CompileOptions,
     /// One program per binding of the graph's symbolic dims (the empty binding for static graphs).
-    programs: Mutex<BTreeMap<DimBindings, Arc<CompiledProgram>>>,
+    /// Runs only read it; a new binding is compiled outside the lock, so compiling one shape never
+    /// blocks runs of the shapes already compiled.
+    programs: RwLock<BTreeMap<DimBindings, Arc<CompiledProgram>>>,
 }
 
 /// Compiles `graph` for the JIT; see [`CompiledModel`].
@@ -97,7 +99,7 @@ impl CompiledModel {
         let model = CompiledModel {
             graph,
             options: options.clone(),
-            programs: Mutex::new(BTreeMap::new()),
+            programs: RwLock::new(BTreeMap::new()),
         };
         let all_static = model
             .graph
@@ -125,24 +127,34 @@ impl CompiledModel {
         Ok(program.run(inputs)?)
     }
 
-    /// The compiled program for one binding of the symbolic dims, compiling it on first use.
+    /// The compiled program for one binding of the symbolic dims, compiling it on first use. Two
+    /// threads that meet a new binding at once may both compile it; the first to finish is kept.
     pub fn program_for(&self, bindings: &DimBindings) -> Result<Arc<CompiledProgram>, ModelError> {
+        // A panic while holding the lock cannot leave the map half-updated (insertion is the only
+        // mutation), so a poisoned lock is still safe to use.
+        let cached = self
+            .programs
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(bindings)
+            .cloned();
+        if let Some(program) = cached {
+            return Ok(program);
+        }
+        let compiled = Arc::new(self.compile_program(bindings)?);
         let mut programs = self
             .programs
-            .lock()
+            .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(program) = programs.get(bindings) {
-            return Ok(Arc::clone(program));
-        }
-        let program = Arc::new(self.compile_program(bindings)?);
-        programs.insert(bindings.clone(), Arc::clone(&program));
-        Ok(program)
+        Ok(Arc::clone(
+            programs.entry(bindings.clone()).or_insert(compiled),
+        ))
     }
 
     /// How many programs (input-shape specialisations) have been compiled.
     pub fn n_compiled_programs(&self) -> usize {
         self.programs
-            .lock()
+            .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .len()
     }

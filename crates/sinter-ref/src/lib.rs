@@ -45,18 +45,10 @@ pub(crate) fn op_err<T>(message: impl Into<String>) -> Result<T, OpError> {
 /// Why a graph could not be run.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum RunError {
-    #[error("missing input `{name}` of type {expected}")]
-    MissingInput { name: String, expected: TensorType },
-    #[error("unknown input `{name}`; the graph's inputs are: {known}")]
-    UnknownInput { name: String, known: String },
-    #[error("input `{name}`: expected {expected}, got {actual_dtype}{actual_shape:?}{detail}")]
-    InputMismatch {
-        name: String,
-        expected: TensorType,
-        actual_dtype: sinter_ir::DType,
-        actual_shape: Vec<usize>,
-        detail: String,
-    },
+    /// The inputs do not fit the graph's signature (`sinter_ir::bind_inputs`, the rule both backends
+    /// use).
+    #[error(transparent)]
+    Input(#[from] InputError),
     #[error("{node}: {message}")]
     Op { node: String, message: String },
     #[error("{node}: output {port_idx} was declared {declared} but evaluated to {actual_dtype}{actual_shape:?}")]
@@ -162,23 +154,7 @@ pub fn run(graph: &Graph, inputs: &[(&str, Tensor)]) -> Result<Vec<(String, Tens
         .iter()
         .map(|(name, tensor)| (*name, tensor.dtype(), tensor.shape()))
         .collect();
-    let mut bindings = bind_inputs(graph, &described).map_err(|err| match err {
-        InputError::Missing { name, expected } => RunError::MissingInput { name, expected },
-        InputError::Unknown { name, known } => RunError::UnknownInput { name, known },
-        InputError::Mismatch {
-            name,
-            expected,
-            actual_dtype,
-            actual_shape,
-            detail,
-        } => RunError::InputMismatch {
-            name,
-            expected,
-            actual_dtype,
-            actual_shape,
-            detail,
-        },
-    })?;
+    let mut bindings = bind_inputs(graph, &described)?;
     let mut values: HashMap<Value, Tensor> = HashMap::new();
     for (&id, (name, _)) in graph.inputs().iter().zip(graph.input_signature()) {
         let (_, tensor) = inputs

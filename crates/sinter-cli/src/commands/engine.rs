@@ -72,9 +72,7 @@ impl Engine {
                     .collect();
                 sinter_ref::run(&model.graph, &owned).map_err(|err| {
                     let input = match &err {
-                        sinter_ref::RunError::InputMismatch { name, .. }
-                        | sinter_ref::RunError::UnknownInput { name, .. }
-                        | sinter_ref::RunError::MissingInput { name, .. } => Some(name.as_str()),
+                        sinter_ref::RunError::Input(input_err) => input_name(input_err),
                         _ => None,
                     };
                     with_input_context(err.to_string(), input, inputs)
