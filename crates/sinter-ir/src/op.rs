@@ -526,7 +526,7 @@ impl Op {
 
     /// Reduction ops of the `reduce_*` family.
     pub fn is_reduce(&self) -> bool {
-        self.name().starts_with("reduce_")
+        self.reduction().is_some()
     }
 }
 
@@ -714,9 +714,103 @@ impl Op {
     }
 }
 
+/// What a `reduce_*` op computes over each group of elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reduction {
+    Sum,
+    Mean,
+    Max,
+    Min,
+    Prod,
+    L1,
+    L2,
+    SumSquare,
+    LogSumExp,
+}
+
+/// The attributes every `reduce_*` op shares, borrowed from the op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReduceAttrs<'a> {
+    pub axes: &'a [i64],
+    pub keepdims: bool,
+    pub noop_with_empty_axes: bool,
+}
+
+impl Reduction {
+    /// The `reduce_*` op computing this reduction with these attributes.
+    pub fn op(self, axes: Vec<i64>, keepdims: bool, noop_with_empty_axes: bool) -> Op {
+        macro_rules! build {
+            ($($variant:ident => $op:ident),*) => {
+                match self {
+                    $(Reduction::$variant => Op::$op { axes, keepdims, noop_with_empty_axes },)*
+                }
+            };
+        }
+        build!(
+            Sum => ReduceSum, Mean => ReduceMean, Max => ReduceMax, Min => ReduceMin,
+            Prod => ReduceProd, L1 => ReduceL1, L2 => ReduceL2, SumSquare => ReduceSumSquare,
+            LogSumExp => ReduceLogSumExp
+        )
+    }
+}
+
+impl Op {
+    /// The reduction and shared attributes of a `reduce_*` op; `None` for every other op.
+    pub fn reduction(&self) -> Option<(Reduction, ReduceAttrs<'_>)> {
+        macro_rules! classify {
+            ($($op:ident => $variant:ident),*) => {
+                match self {
+                    $(Op::$op { axes, keepdims, noop_with_empty_axes } => (
+                        Reduction::$variant,
+                        ReduceAttrs {
+                            axes,
+                            keepdims: *keepdims,
+                            noop_with_empty_axes: *noop_with_empty_axes,
+                        },
+                    ),)*
+                    _ => return None,
+                }
+            };
+        }
+        Some(classify!(
+            ReduceSum => Sum, ReduceMean => Mean, ReduceMax => Max, ReduceMin => Min,
+            ReduceProd => Prod, ReduceL1 => L1, ReduceL2 => L2, ReduceSumSquare => SumSquare,
+            ReduceLogSumExp => LogSumExp
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reduction_round_trips_through_its_op() {
+        use Reduction::*;
+        for kind in [Sum, Mean, Max, Min, Prod, L1, L2, SumSquare, LogSumExp] {
+            let op = kind.op(vec![1, -1], false, true);
+            assert!(op.name().starts_with("reduce_"), "{}", op.name());
+            let (back, attrs) = op.reduction().expect("a reduce op");
+            assert_eq!(back, kind);
+            assert_eq!(
+                attrs,
+                ReduceAttrs {
+                    axes: &[1, -1],
+                    keepdims: false,
+                    noop_with_empty_axes: true
+                }
+            );
+        }
+        assert_eq!(
+            Op::ArgMax {
+                axis: 0,
+                keepdims: true,
+                select_last_index: false
+            }
+            .reduction(),
+            None
+        );
+    }
 
     #[test]
     fn recurrent_attrs_carry_the_cell_and_the_shared_attributes() {

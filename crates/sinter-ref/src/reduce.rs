@@ -27,7 +27,7 @@ use crate::index::{
     strides,
 };
 use crate::{op_err, OpError};
-use sinter_ir::{DType, Elem, Op, Tensor, TensorData};
+use sinter_ir::{DType, Elem, Op, ReduceAttrs, Reduction, Tensor, TensorData};
 
 /// Evaluates one reduction. Errors are prefixed with the op name.
 pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError> {
@@ -36,30 +36,9 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError>
         .map_err(|e| OpError(format!("`{}`: {}", op.name(), e.0)))
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Reduction {
-    Sum,
-    Mean,
-    Max,
-    Min,
-    Prod,
-    L1,
-    L2,
-    SumSquare,
-    LogSumExp,
-}
-
-/// The attributes every `reduce_*` op shares.
-#[derive(Clone, Copy, Debug)]
-struct ReduceAxes<'a> {
-    axes: &'a [i64],
-    keepdims: bool,
-    noop_with_empty_axes: bool,
-}
-
 fn eval_single(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Tensor, OpError> {
     let x = required_input(op, inputs, 0)?;
-    let (reduction, axes, keepdims, noop_with_empty_axes) = match op {
+    match op {
         Op::ArgMax {
             axis,
             keepdims,
@@ -70,57 +49,10 @@ fn eval_single(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Tensor, OpError> {
             keepdims,
             select_last_index,
         } => return arg_extreme(x, ArgKind::Min, *axis, *keepdims, *select_last_index),
-        Op::ReduceSum {
-            axes,
-            keepdims,
-            noop_with_empty_axes,
-        } => (Reduction::Sum, axes, keepdims, noop_with_empty_axes),
-        Op::ReduceMean {
-            axes,
-            keepdims,
-            noop_with_empty_axes,
-        } => (Reduction::Mean, axes, keepdims, noop_with_empty_axes),
-        Op::ReduceMax {
-            axes,
-            keepdims,
-            noop_with_empty_axes,
-        } => (Reduction::Max, axes, keepdims, noop_with_empty_axes),
-        Op::ReduceMin {
-            axes,
-            keepdims,
-            noop_with_empty_axes,
-        } => (Reduction::Min, axes, keepdims, noop_with_empty_axes),
-        Op::ReduceProd {
-            axes,
-            keepdims,
-            noop_with_empty_axes,
-        } => (Reduction::Prod, axes, keepdims, noop_with_empty_axes),
-        Op::ReduceL1 {
-            axes,
-            keepdims,
-            noop_with_empty_axes,
-        } => (Reduction::L1, axes, keepdims, noop_with_empty_axes),
-        Op::ReduceL2 {
-            axes,
-            keepdims,
-            noop_with_empty_axes,
-        } => (Reduction::L2, axes, keepdims, noop_with_empty_axes),
-        Op::ReduceSumSquare {
-            axes,
-            keepdims,
-            noop_with_empty_axes,
-        } => (Reduction::SumSquare, axes, keepdims, noop_with_empty_axes),
-        Op::ReduceLogSumExp {
-            axes,
-            keepdims,
-            noop_with_empty_axes,
-        } => (Reduction::LogSumExp, axes, keepdims, noop_with_empty_axes),
-        _ => return op_err("is not a reduction"),
-    };
-    let attrs = ReduceAxes {
-        axes,
-        keepdims: *keepdims,
-        noop_with_empty_axes: *noop_with_empty_axes,
+        _ => {}
+    }
+    let Some((reduction, attrs)) = op.reduction() else {
+        return op_err("is not a reduction");
     };
     reduce(x, reduction, attrs)
 }
@@ -133,7 +65,7 @@ struct ReducePlan {
 }
 
 /// `None` when the op is the identity (empty axes with `noop_with_empty_axes`).
-fn plan_reduction(shape: &[usize], attrs: ReduceAxes) -> Result<Option<ReducePlan>, OpError> {
+fn plan_reduction(shape: &[usize], attrs: ReduceAttrs) -> Result<Option<ReducePlan>, OpError> {
     if attrs.axes.is_empty() && attrs.noop_with_empty_axes {
         return Ok(None);
     }
@@ -175,7 +107,7 @@ fn plan_reduction(shape: &[usize], attrs: ReduceAxes) -> Result<Option<ReducePla
     Ok(Some(ReducePlan { out_shape, groups }))
 }
 
-fn reduce(x: &Tensor, reduction: Reduction, attrs: ReduceAxes) -> Result<Tensor, OpError> {
+fn reduce(x: &Tensor, reduction: Reduction, attrs: ReduceAttrs) -> Result<Tensor, OpError> {
     let extremum = matches!(reduction, Reduction::Max | Reduction::Min);
     if !extremum && !matches!(x.dtype(), DType::F32 | DType::F64 | DType::I32 | DType::I64) {
         return op_err(format!("expects f32, f64, i32 or i64, got {}", x.dtype()));

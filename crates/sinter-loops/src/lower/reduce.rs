@@ -12,70 +12,12 @@
 use super::{cst, norm_axis, Lowerer, NodeCx, Operand};
 use crate::builder::{row_major_strides, KernelBuilder};
 use crate::ir::*;
-use sinter_ir::{DType, Op};
+use sinter_ir::{DType, Op, Reduction};
 use std::ops::{Add, Div, Mul, Sub};
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Reduction {
-    Sum,
-    Mean,
-    Max,
-    Min,
-    Prod,
-    L1,
-    L2,
-    SumSquare,
-    LogSumExp,
-}
 
 pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
     let x = cx.input(0)?;
-    let (reduction, axes, noop) = match cx.op {
-        Op::ReduceSum {
-            axes,
-            noop_with_empty_axes,
-            ..
-        } => (Reduction::Sum, axes, *noop_with_empty_axes),
-        Op::ReduceMean {
-            axes,
-            noop_with_empty_axes,
-            ..
-        } => (Reduction::Mean, axes, *noop_with_empty_axes),
-        Op::ReduceMax {
-            axes,
-            noop_with_empty_axes,
-            ..
-        } => (Reduction::Max, axes, *noop_with_empty_axes),
-        Op::ReduceMin {
-            axes,
-            noop_with_empty_axes,
-            ..
-        } => (Reduction::Min, axes, *noop_with_empty_axes),
-        Op::ReduceProd {
-            axes,
-            noop_with_empty_axes,
-            ..
-        } => (Reduction::Prod, axes, *noop_with_empty_axes),
-        Op::ReduceL1 {
-            axes,
-            noop_with_empty_axes,
-            ..
-        } => (Reduction::L1, axes, *noop_with_empty_axes),
-        Op::ReduceL2 {
-            axes,
-            noop_with_empty_axes,
-            ..
-        } => (Reduction::L2, axes, *noop_with_empty_axes),
-        Op::ReduceSumSquare {
-            axes,
-            noop_with_empty_axes,
-            ..
-        } => (Reduction::SumSquare, axes, *noop_with_empty_axes),
-        Op::ReduceLogSumExp {
-            axes,
-            noop_with_empty_axes,
-            ..
-        } => (Reduction::LogSumExp, axes, *noop_with_empty_axes),
+    match cx.op {
         Op::ArgMax {
             axis,
             select_last_index,
@@ -86,8 +28,12 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
             select_last_index,
             ..
         } => return lower_arg(lw, cx, *axis, false, *select_last_index),
-        _ => return Err("not a reduction".into()),
+        _ => {}
+    }
+    let Some((reduction, attrs)) = cx.op.reduction() else {
+        return Err("not a reduction".into());
     };
+    let (axes, noop) = (attrs.axes, attrs.noop_with_empty_axes);
     let out = cx.output(0);
     if axes.is_empty() && noop {
         lw.copy(&cx.stem, &cx.node, x, out);

@@ -77,7 +77,7 @@ mod values;
 use crate::decode::{load_model, DecodeError, LoadedModel};
 use crate::proto::ModelProto;
 use crate::tensor::{ExternalData, TensorError};
-use sinter_ir::{Graph, Op, Tensor};
+use sinter_ir::{Graph, Op, Reduction, Tensor};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
@@ -316,15 +316,15 @@ fn lowering(op_type: &str) -> Option<Lowering> {
         "Resize" => spatial::resize,
         "Upsample" => spatial::upsample,
         // Reductions.
-        "ReduceSum" => |cx| reduce::reduce(cx, reduce::Reduction::Sum),
-        "ReduceMean" => |cx| reduce::reduce(cx, reduce::Reduction::Mean),
-        "ReduceMax" => |cx| reduce::reduce(cx, reduce::Reduction::Max),
-        "ReduceMin" => |cx| reduce::reduce(cx, reduce::Reduction::Min),
-        "ReduceProd" => |cx| reduce::reduce(cx, reduce::Reduction::Prod),
-        "ReduceL1" => |cx| reduce::reduce(cx, reduce::Reduction::L1),
-        "ReduceL2" => |cx| reduce::reduce(cx, reduce::Reduction::L2),
-        "ReduceSumSquare" => |cx| reduce::reduce(cx, reduce::Reduction::SumSquare),
-        "ReduceLogSumExp" => |cx| reduce::reduce(cx, reduce::Reduction::LogSumExp),
+        "ReduceSum" => |cx| reduce::reduce(cx, Reduction::Sum),
+        "ReduceMean" => |cx| reduce::reduce(cx, Reduction::Mean),
+        "ReduceMax" => |cx| reduce::reduce(cx, Reduction::Max),
+        "ReduceMin" => |cx| reduce::reduce(cx, Reduction::Min),
+        "ReduceProd" => |cx| reduce::reduce(cx, Reduction::Prod),
+        "ReduceL1" => |cx| reduce::reduce(cx, Reduction::L1),
+        "ReduceL2" => |cx| reduce::reduce(cx, Reduction::L2),
+        "ReduceSumSquare" => |cx| reduce::reduce(cx, Reduction::SumSquare),
+        "ReduceLogSumExp" => |cx| reduce::reduce(cx, Reduction::LogSumExp),
         "ArgMax" => |cx| reduce::arg_reduce(cx, true),
         "ArgMin" => |cx| reduce::arg_reduce(cx, false),
         // Data movement and shape computations.

@@ -5,86 +5,20 @@
 //! appears. `keepdims` and `select_last_index` are ints in ONNX and bools here.
 
 use super::{one, Lowered, NodeCx, NodeResult};
-use sinter_ir::Op;
+use sinter_ir::{Op, Reduction};
 
-/// The reduction ops.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reduction {
-    Sum,
-    Mean,
-    Max,
-    Min,
-    Prod,
-    L1,
-    L2,
-    SumSquare,
-    LogSumExp,
-}
-
-impl Reduction {
-    /// The opset from which `axes` is an input.
-    fn axes_input_opset(self) -> i64 {
-        match self {
-            Reduction::Sum => 13,
-            _ => 18,
-        }
-    }
-
-    fn op(self, axes: Vec<i64>, keepdims: bool, noop_with_empty_axes: bool) -> Op {
-        match self {
-            Reduction::Sum => Op::ReduceSum {
-                axes,
-                keepdims,
-                noop_with_empty_axes,
-            },
-            Reduction::Mean => Op::ReduceMean {
-                axes,
-                keepdims,
-                noop_with_empty_axes,
-            },
-            Reduction::Max => Op::ReduceMax {
-                axes,
-                keepdims,
-                noop_with_empty_axes,
-            },
-            Reduction::Min => Op::ReduceMin {
-                axes,
-                keepdims,
-                noop_with_empty_axes,
-            },
-            Reduction::Prod => Op::ReduceProd {
-                axes,
-                keepdims,
-                noop_with_empty_axes,
-            },
-            Reduction::L1 => Op::ReduceL1 {
-                axes,
-                keepdims,
-                noop_with_empty_axes,
-            },
-            Reduction::L2 => Op::ReduceL2 {
-                axes,
-                keepdims,
-                noop_with_empty_axes,
-            },
-            Reduction::SumSquare => Op::ReduceSumSquare {
-                axes,
-                keepdims,
-                noop_with_empty_axes,
-            },
-            Reduction::LogSumExp => Op::ReduceLogSumExp {
-                axes,
-                keepdims,
-                noop_with_empty_axes,
-            },
-        }
+/// The opset from which a reduction's `axes` is an input rather than an attribute.
+fn axes_input_opset(kind: Reduction) -> i64 {
+    match kind {
+        Reduction::Sum => 13,
+        _ => 18,
     }
 }
 
 pub(crate) fn reduce(cx: &mut NodeCx, kind: Reduction) -> NodeResult<Lowered> {
     let attrs = cx.attrs();
     let keepdims = attrs.flag_or("keepdims", true)?;
-    let (axes, noop_with_empty_axes) = if cx.opset < kind.axes_input_opset() {
+    let (axes, noop_with_empty_axes) = if cx.opset < axes_input_opset(kind) {
         (attrs.ints_or_empty("axes")?, false)
     } else {
         (
