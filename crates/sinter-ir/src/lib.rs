@@ -15,6 +15,7 @@ pub mod bind;
 mod buffer;
 pub mod dot;
 mod dtype;
+pub mod geometry;
 mod graph;
 pub mod infer;
 mod op;

@@ -28,6 +28,7 @@ use crate::index::{
     required_input, strides, tensor_from_f64s, MAX_ELEMENTS,
 };
 use crate::{op_err, OpError};
+use sinter_ir::geometry::{dilated_extent, same_pads};
 use sinter_ir::{AutoPad, Op, Tensor};
 
 pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError> {
@@ -149,33 +150,6 @@ pub(crate) fn explicit_pads(
     let begins = pads[..n_spatial].iter().map(|&p| p as usize).collect();
     let ends = pads[n_spatial..].iter().map(|&p| p as usize).collect();
     Ok((begins, ends))
-}
-
-/// The `(begin, end)` pads of one axis under `auto_pad = same_*`: the output has `ceil(in / stride)`
-/// elements and the total padding is whatever the last window needs (never negative).
-pub(crate) fn same_pads(
-    auto_pad: AutoPad,
-    in_size: usize,
-    stride: usize,
-    extent: usize,
-) -> (usize, usize) {
-    let out_size = in_size.div_ceil(stride);
-    let needed = (out_size.saturating_sub(1) * stride + extent).saturating_sub(in_size);
-    let begin = if auto_pad == AutoPad::SameLower {
-        needed - needed / 2
-    } else {
-        needed / 2
-    };
-    (begin, needed - begin)
-}
-
-/// The span of a dilated kernel: `(kernel - 1) * dilation + 1`, saturating (no input is that large,
-/// so a saturated extent fails the size checks that follow).
-pub(crate) fn dilated_extent(kernel: usize, dilation: usize) -> usize {
-    kernel
-        .saturating_sub(1)
-        .saturating_mul(dilation)
-        .saturating_add(1)
 }
 
 /// Shapes and dtype checks common to conv and conv_transpose: float `x` of rank >= 3, `w` of the same

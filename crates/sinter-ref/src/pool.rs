@@ -26,12 +26,13 @@
 //! shifts windows instead of being clamped. Its global_max_pool reduces the wrong axes for ranks other
 //! than 4.
 
-use crate::conv::{check_pads_without_auto_pad, dilated_extent, per_axis_or_ones, same_pads};
+use crate::conv::{check_pads_without_auto_pad, per_axis_or_ones};
 use crate::index::{
     check_attr_sizes, checked_len, float_values, for_each_index, required_input, strides,
     tensor_from_f64s,
 };
 use crate::{op_err, OpError};
+use sinter_ir::geometry::{dilated_extent, same_pads};
 use sinter_ir::{AutoPad, DType, Op, Tensor};
 
 pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError> {

@@ -27,7 +27,8 @@ use crate::index::{
     check_attr_sizes, checked_len, for_each_index, required_input, strides, tensor_from_f64s,
 };
 use crate::{op_err, OpError};
-use sinter_ir::{CoordTransform, DType, NearestMode, Op, ResizeMode, Tensor};
+use sinter_ir::geometry::{resize_axes, resize_taps};
+use sinter_ir::{DType, Op, ResizeMode, Tensor};
 
 pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError> {
     let Op::Resize {
@@ -47,7 +48,7 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError>
     }
     let rank = x.rank();
     check_attr_sizes(op, "sizes", sizes)?;
-    let axis_scales = axis_scales(x.shape(), scales, sizes)?;
+    let axis_scales = resize_axes(x.shape(), scales, sizes).map_err(OpError)?;
     let out_shape: Vec<usize> = axis_scales.iter().map(|s| s.out_size).collect();
     for (axis, scale) in axis_scales.iter().enumerate() {
         if x.shape()[axis] == 0 && scale.out_size > 0 {
@@ -63,16 +64,22 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError>
     if n_elements == 0 {
         return Ok(vec![Tensor::zeros(x.dtype(), out_shape)]);
     }
-    let interpolation = Interpolation {
-        mode: *mode,
-        transform: *coordinate_transformation_mode,
-        nearest_mode: *nearest_mode,
-    };
     let taps: Vec<Vec<Vec<(usize, f64)>>> = (0..rank)
         .map(|axis| {
             let scale = &axis_scales[axis];
             (0..scale.out_size)
-                .map(|out_idx| axis_taps(out_idx, x.shape()[axis], scale, &interpolation))
+                .map(|out_idx| {
+                    let taps = resize_taps(
+                        out_idx,
+                        x.shape()[axis],
+                        scale,
+                        *mode,
+                        *coordinate_transformation_mode,
+                        *nearest_mode,
+                    );
+                    // Zero-weight taps are skipped (see `interpolate`).
+                    taps.into_iter().filter(|&(_, w)| w != 0.0).collect()
+                })
                 .collect()
         })
         .collect();
@@ -121,161 +128,6 @@ fn interpolate(
     acc.unwrap_or(0.0)
 }
 
-struct Interpolation {
-    mode: ResizeMode,
-    transform: CoordTransform,
-    nearest_mode: NearestMode,
-}
-
-/// The scale of one axis as `onnx.reference` sees it.
-struct AxisScale {
-    out_size: usize,
-    /// The factor coordinates are divided by.
-    factor: f64,
-    /// `factor * in` with numpy's precision (f32 when the factor came from `scales`).
-    float_out_size: f64,
-}
-
-fn axis_scales(
-    in_shape: &[usize],
-    scales: &[f32],
-    sizes: &[i64],
-) -> Result<Vec<AxisScale>, OpError> {
-    let rank = in_shape.len();
-    match (scales.is_empty(), sizes.is_empty()) {
-        (false, true) => {
-            if scales.len() != rank || scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-                return op_err(format!(
-                    "`resize` needs {rank} positive finite scales (one per axis), got {scales:?}"
-                ));
-            }
-            Ok(in_shape
-                .iter()
-                .zip(scales)
-                .map(|(&in_size, &scale)| AxisScale {
-                    out_size: (f64::from(scale) * in_size as f64) as usize,
-                    factor: f64::from(scale),
-                    float_out_size: f64::from(scale * in_size as f32),
-                })
-                .collect())
-        }
-        (true, false) => {
-            if sizes.len() != rank || sizes.iter().any(|&s| s < 0) {
-                return op_err(format!(
-                    "`resize` needs {rank} non-negative sizes (one per axis), got {sizes:?}"
-                ));
-            }
-            Ok(in_shape
-                .iter()
-                .zip(sizes)
-                .map(|(&in_size, &size)| {
-                    let factor = size as f64 / in_size as f64;
-                    AxisScale {
-                        out_size: size as usize,
-                        factor,
-                        float_out_size: factor * in_size as f64,
-                    }
-                })
-                .collect())
-        }
-        _ => op_err(format!(
-            "`resize` needs exactly one of `scales` and `sizes`, got scales {scales:?} and sizes {sizes:?}"
-        )),
-    }
-}
-
-/// The input coordinate that output coordinate `out_idx` maps to.
-fn source_coordinate(
-    out_idx: usize,
-    in_size: usize,
-    scale: &AxisScale,
-    transform: CoordTransform,
-) -> f64 {
-    let x = out_idx as f64;
-    let out_width = scale.float_out_size;
-    match transform {
-        CoordTransform::AlignCorners if out_width == 1.0 => 0.0,
-        CoordTransform::AlignCorners => {
-            (out_idx * in_size.saturating_sub(1)) as f64 / (out_width - 1.0)
-        }
-        CoordTransform::Asymmetric => x / scale.factor,
-        CoordTransform::PytorchHalfPixel if out_width == 1.0 => -0.5,
-        CoordTransform::PytorchHalfPixel | CoordTransform::HalfPixel => {
-            (x + 0.5) / scale.factor - 0.5
-        }
-        CoordTransform::HalfPixelSymmetric => {
-            // Centers the (possibly truncated) output on the input.
-            let adjustment = scale.out_size as f64 / out_width;
-            let center = in_size as f64 / 2.0;
-            let offset = center * (1.0 - adjustment);
-            offset + (x + 0.5) / scale.factor - 0.5
-        }
-    }
-}
-
-/// The (input index, weight) pairs that output coordinate `out_idx` reads along one axis.
-fn axis_taps(
-    out_idx: usize,
-    in_size: usize,
-    scale: &AxisScale,
-    interpolation: &Interpolation,
-) -> Vec<(usize, f64)> {
-    let x_ori = source_coordinate(out_idx, in_size, scale, interpolation.transform);
-    let floor = x_ori.floor();
-    let ratio = if x_ori == floor { 1.0 } else { x_ori - floor };
-    let coeffs = match interpolation.mode {
-        ResizeMode::Linear => [1.0 - ratio, ratio],
-        ResizeMode::Nearest => {
-            let pick_second = if ratio == 1.0 {
-                true
-            } else {
-                match interpolation.nearest_mode {
-                    NearestMode::RoundPreferFloor => ratio > 0.5,
-                    NearestMode::RoundPreferCeil => ratio >= 0.5,
-                    NearestMode::Floor => false,
-                    NearestMode::Ceil => true,
-                }
-            };
-            if pick_second {
-                [0.0, 1.0]
-            } else {
-                [1.0, 0.0]
-            }
-        }
-    };
-    nearest_two(x_ori, in_size)
-        .into_iter()
-        .zip(coeffs)
-        .filter(|&(_, w)| w != 0.0)
-        .collect()
-}
-
-/// The two input indices nearest to `x` (ties to the smaller), ascending, found as `onnx.reference`
-/// does: among the positions of the input padded by one edge element on each side, then clamped back.
-fn nearest_two(x: f64, in_size: usize) -> [usize; 2] {
-    let padded_len = in_size as i64 + 2;
-    let x_padded = x + 1.0;
-    // The two nearest positions lie next to floor(x) or at an end of the padded range.
-    let base = if x_padded.is_finite() {
-        x_padded.floor().clamp(-2.0, padded_len as f64 + 2.0) as i64
-    } else {
-        0
-    };
-    let mut candidates: Vec<i64> = (base - 2..=base + 3)
-        .chain([0, 1, padded_len - 2, padded_len - 1])
-        .filter(|&idx| (0..padded_len).contains(&idx))
-        .collect();
-    candidates.sort_by(|&a, &b| {
-        let da = (x_padded - a as f64).abs();
-        let db = (x_padded - b as f64).abs();
-        da.total_cmp(&db).then(a.cmp(&b))
-    });
-    candidates.dedup();
-    let mut pair = [candidates[0], candidates[1]];
-    pair.sort_unstable();
-    pair.map(|idx| (idx - 1).clamp(0, in_size as i64 - 1) as usize)
-}
-
 /// numpy `saturate_cast`: floats clip to the finite range, integers round half to even and clip.
 fn saturate(dtype: DType, v: f64) -> f64 {
     match dtype {
@@ -290,6 +142,7 @@ fn saturate(dtype: DType, v: f64) -> f64 {
 mod tests {
     use super::*;
     use crate::test_util::f32s;
+    use sinter_ir::{CoordTransform, NearestMode};
 
     fn resize(
         x: &Tensor,

@@ -15,6 +15,7 @@
 use super::{cst, Lowerer, NodeCx, Operand};
 use crate::builder::row_major_strides;
 use crate::ir::*;
+use sinter_ir::geometry::{dilated_extent, same_pads};
 use sinter_ir::{AutoPad, DType, Op};
 use std::ops::Add;
 
@@ -60,7 +61,8 @@ pub(crate) fn per_axis_or_ones(name: &str, values: &[i64], n: usize) -> Result<V
     Ok(values.iter().map(|&v| v as usize).collect())
 }
 
-/// Begin and end pads per axis after resolving `auto_pad` (as sinter-ref's conv and pools do).
+/// Begin and end pads per axis after resolving `auto_pad` (`same_*` by `sinter_ir::geometry`, as
+/// sinter-ref's conv and pools do).
 pub(crate) fn resolve_pads(
     auto_pad: AutoPad,
     pads: &[i64],
@@ -83,17 +85,7 @@ pub(crate) fn resolve_pads(
         }
         AutoPad::Valid => Ok((vec![0; n], vec![0; n])),
         AutoPad::SameUpper | AutoPad::SameLower => Ok((0..n)
-            .map(|a| {
-                let out = in_spatial[a].div_ceil(stride[a]);
-                let needed =
-                    (out.saturating_sub(1) * stride[a] + extent[a]).saturating_sub(in_spatial[a]);
-                let begin = if auto_pad == AutoPad::SameLower {
-                    needed - needed / 2
-                } else {
-                    needed / 2
-                };
-                (begin, needed - begin)
-            })
+            .map(|a| same_pads(auto_pad, in_spatial[a], stride[a], extent[a]))
             .unzip()),
     }
 }
@@ -192,7 +184,7 @@ fn lower_conv(
     let stride = per_axis_or_ones("strides", strides, n_sp)?;
     let dilation = per_axis_or_ones("dilations", dilations, n_sp)?;
     let extent: Vec<usize> = (0..n_sp)
-        .map(|a| (kernel[a].max(1) - 1) * dilation[a] + 1)
+        .map(|a| dilated_extent(kernel[a], dilation[a]))
         .collect();
     let (begin, end) = resolve_pads(auto_pad, pads, in_sp, &stride, &extent)?;
     let padded: Vec<usize> = (0..n_sp)

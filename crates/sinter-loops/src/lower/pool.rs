@@ -15,6 +15,7 @@ use super::conv::{pad_spatial_into_scratch, per_axis_or_ones, resolve_pads, Padd
 use super::{cst, Lowerer, NodeCx};
 use crate::builder::row_major_strides;
 use crate::ir::*;
+use sinter_ir::geometry::dilated_extent;
 use sinter_ir::{AutoPad, DType, Op, Tensor, TensorData};
 use std::ops::{Add, Div};
 
@@ -140,7 +141,7 @@ fn lower_pool(
     let in_sp = &x.shape[2..];
     let out_sp = &out.shape[2..];
     let extent: Vec<usize> = (0..n_sp)
-        .map(|a| (kernel[a] - 1) * dilation[a] + 1)
+        .map(|a| dilated_extent(kernel[a], dilation[a]))
         .collect();
     let (begin, end) = resolve_pads(auto_pad, pads, in_sp, &stride, &extent)?;
     let padded: Vec<usize> = (0..n_sp)

@@ -1,8 +1,8 @@
 //! resize (nearest and multilinear), with the interpolation geometry precomputed into weight tables.
 //!
 //! The per-axis taps (two input indices and weights per output coordinate) are computed at lowering
-//! time by a copy of sinter-ref's `axis_scales` / `source_coordinate` / `axis_taps` / `nearest_two`,
-//! which mirror `onnx.reference` bit for bit (nearest mode is sensitive to the last bit of a
+//! time by `sinter_ir::geometry::{resize_axes, resize_taps}`, the functions sinter-ref evaluates
+//! with, which mirror `onnx.reference` bit for bit (nearest mode is sensitive to the last bit of a
 //! coordinate). Axes whose map is the identity are read with an affine index. The other
 //! ("resized") axes are combined: for each corner of the interpolation cell (one per subset of the
 //! resized axes' second taps) a table holds the flat input offset of every resized-output position,
@@ -16,132 +16,25 @@
 use super::{Lowerer, NodeCx};
 use crate::builder::row_major_strides;
 use crate::ir::*;
+use sinter_ir::geometry::{resize_axes, resize_taps, ResizeAxis};
 use sinter_ir::{CoordTransform, DType, NearestMode, Op, ResizeMode, Tensor, TensorData};
 use std::ops::Mul;
-
-struct AxisScale {
-    out_size: usize,
-    factor: f64,
-    float_out_size: f64,
-}
-
-fn axis_scales(
-    in_shape: &[usize],
-    scales: &[f32],
-    sizes: &[i64],
-) -> Result<Vec<AxisScale>, String> {
-    let rank = in_shape.len();
-    match (scales.is_empty(), sizes.is_empty()) {
-        (false, true) if scales.len() == rank => Ok(in_shape
-            .iter()
-            .zip(scales)
-            .map(|(&in_size, &scale)| AxisScale {
-                out_size: (f64::from(scale) * in_size as f64) as usize,
-                factor: f64::from(scale),
-                float_out_size: f64::from(scale * in_size as f32),
-            })
-            .collect()),
-        (true, false) if sizes.len() == rank => Ok(in_shape
-            .iter()
-            .zip(sizes)
-            .map(|(&in_size, &size)| {
-                let factor = size as f64 / in_size as f64;
-                AxisScale {
-                    out_size: size.max(0) as usize,
-                    factor,
-                    float_out_size: factor * in_size as f64,
-                }
-            })
-            .collect()),
-        _ => Err("resize needs exactly one of scales and sizes, one entry per axis".into()),
-    }
-}
-
-fn source_coordinate(
-    out_idx: usize,
-    in_size: usize,
-    scale: &AxisScale,
-    transform: CoordTransform,
-) -> f64 {
-    let x = out_idx as f64;
-    let out_width = scale.float_out_size;
-    match transform {
-        CoordTransform::AlignCorners if out_width == 1.0 => 0.0,
-        CoordTransform::AlignCorners => {
-            (out_idx * in_size.saturating_sub(1)) as f64 / (out_width - 1.0)
-        }
-        CoordTransform::Asymmetric => x / scale.factor,
-        CoordTransform::PytorchHalfPixel if out_width == 1.0 => -0.5,
-        CoordTransform::PytorchHalfPixel | CoordTransform::HalfPixel => {
-            (x + 0.5) / scale.factor - 0.5
-        }
-        CoordTransform::HalfPixelSymmetric => {
-            let adjustment = scale.out_size as f64 / out_width;
-            let center = in_size as f64 / 2.0;
-            let offset = center * (1.0 - adjustment);
-            offset + (x + 0.5) / scale.factor - 0.5
-        }
-    }
-}
-
-fn nearest_two(x: f64, in_size: usize) -> [usize; 2] {
-    let padded_len = in_size as i64 + 2;
-    let x_padded = x + 1.0;
-    let base = if x_padded.is_finite() {
-        x_padded.floor().clamp(-2.0, padded_len as f64 + 2.0) as i64
-    } else {
-        0
-    };
-    let mut candidates: Vec<i64> = (base - 2..=base + 3)
-        .chain([0, 1, padded_len - 2, padded_len - 1])
-        .filter(|&idx| (0..padded_len).contains(&idx))
-        .collect();
-    candidates.sort_by(|&a, &b| {
-        let da = (x_padded - a as f64).abs();
-        let db = (x_padded - b as f64).abs();
-        da.total_cmp(&db).then(a.cmp(&b))
-    });
-    candidates.dedup();
-    let mut pair = [candidates[0], candidates[1]];
-    pair.sort_unstable();
-    pair.map(|idx| (idx - 1).clamp(0, in_size as i64 - 1) as usize)
-}
 
 /// Two (input index, weight) taps; a missing tap has weight 0 and repeats the other index.
 fn axis_taps(
     out_idx: usize,
     in_size: usize,
-    scale: &AxisScale,
+    axis: &ResizeAxis,
     mode: ResizeMode,
     transform: CoordTransform,
     nearest_mode: NearestMode,
 ) -> [(usize, f64); 2] {
-    let x_ori = source_coordinate(out_idx, in_size, scale, transform);
-    let floor = x_ori.floor();
-    let ratio = if x_ori == floor { 1.0 } else { x_ori - floor };
-    let coeffs = match mode {
-        ResizeMode::Linear => [1.0 - ratio, ratio],
-        ResizeMode::Nearest => {
-            let second = ratio == 1.0
-                || match nearest_mode {
-                    NearestMode::RoundPreferFloor => ratio > 0.5,
-                    NearestMode::RoundPreferCeil => ratio >= 0.5,
-                    NearestMode::Floor => false,
-                    NearestMode::Ceil => true,
-                };
-            if second {
-                [0.0, 1.0]
-            } else {
-                [1.0, 0.0]
-            }
-        }
-    };
-    let idx = nearest_two(x_ori, in_size);
-    match (coeffs[0] != 0.0, coeffs[1] != 0.0) {
-        (true, true) => [(idx[0], coeffs[0]), (idx[1], coeffs[1])],
-        (true, false) => [(idx[0], coeffs[0]), (idx[0], 0.0)],
-        (false, true) => [(idx[1], 0.0), (idx[1], coeffs[1])],
-        (false, false) => [(idx[0], 0.0), (idx[0], 0.0)],
+    let [(i0, c0), (i1, c1)] = resize_taps(out_idx, in_size, axis, mode, transform, nearest_mode);
+    match (c0 != 0.0, c1 != 0.0) {
+        (true, true) => [(i0, c0), (i1, c1)],
+        (true, false) => [(i0, c0), (i0, 0.0)],
+        (false, true) => [(i1, 0.0), (i1, c1)],
+        (false, false) => [(i0, 0.0), (i0, 0.0)],
     }
 }
 
@@ -163,7 +56,7 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
         return Err("linear resize of bool".into());
     }
     let rank = x.rank();
-    let axis_scales = axis_scales(&x.shape, scales, sizes)?;
+    let axis_scales = resize_axes(&x.shape, scales, sizes)?;
     if axis_scales.iter().map(|s| s.out_size).collect::<Vec<_>>() != out.shape {
         return Err("the declared output shape differs from the scales".into());
     }
