@@ -34,8 +34,8 @@ pub use graph::{Edge, Graph, GraphError, Node, NodeId, NodeKind, Value};
 pub use infer::{broadcast_shapes, infer_types, BuildError, InferError, InferErrorKind};
 pub use op::{
     AutoPad, CoordTransform, GeluApprox, NearestMode, Op, OpAttrError, PadMode, RecurrentAttrs,
-    RecurrentCell, ReduceAttrs, Reduction, ResizeMode, RnnActivation, RnnDirection,
-    BINARY_ELEMENTWISE, MAX_ATTR_SIZE, SELU_ALPHA, SELU_GAMMA, UNARY_ELEMENTWISE,
+    RecurrentCell, ReduceAttrs, Reduction, ResizeMode, RnnActivation, RnnActivationParams,
+    RnnDirection, BINARY_ELEMENTWISE, MAX_ATTR_SIZE, SELU_ALPHA, SELU_GAMMA, UNARY_ELEMENTWISE,
 };
 pub use shape::{dims_within_max_elements, Dim, Shape, TensorType, MAX_ELEMENTS};
 pub use tensor::{Elem, Tensor, TensorData, TensorSizeError};

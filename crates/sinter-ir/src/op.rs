@@ -714,6 +714,96 @@ impl Op {
     }
 }
 
+/// A recurrent activation with its parameters resolved: the listed `activation_alpha`/`beta`, or
+/// ONNX's defaults for the function.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RnnActivationParams {
+    pub kind: RnnActivation,
+    pub alpha: f64,
+    pub beta: f64,
+}
+
+impl RnnActivation {
+    /// This function with `alpha`/`beta`, each defaulting to ONNX's value when `None`.
+    pub fn with_params(self, alpha: Option<f32>, beta: Option<f32>) -> RnnActivationParams {
+        let (default_alpha, default_beta) = match self {
+            RnnActivation::LeakyRelu => (0.01, 0.0),
+            RnnActivation::HardSigmoid => (0.2, 0.5),
+            RnnActivation::ScaledTanh | RnnActivation::Affine => (1.0, 0.0),
+            RnnActivation::ThresholdedRelu | RnnActivation::Elu => (1.0, 0.0),
+            _ => (0.0, 0.0),
+        };
+        RnnActivationParams {
+            kind: self,
+            alpha: alpha.map_or(default_alpha, f64::from),
+            beta: beta.map_or(default_beta, f64::from),
+        }
+    }
+}
+
+impl RecurrentAttrs<'_> {
+    /// The activations of each of `n_dir` directions (`[direction][position]`): the cell's defaults
+    /// when `activations` is empty, otherwise the listed ones with their parameters. A list of the
+    /// wrong length is an error naming the op.
+    pub fn activations_by_direction(
+        &self,
+        n_dir: usize,
+    ) -> Result<Vec<Vec<RnnActivationParams>>, String> {
+        let op_name = match self.cell {
+            RecurrentCell::Rnn => "rnn",
+            RecurrentCell::Lstm { .. } => "lstm",
+            RecurrentCell::Gru { .. } => "gru",
+        };
+        let per_dir = self.cell.default_activations().len();
+        let listed = self.activations;
+        let (alphas, betas) = (self.activation_alpha, self.activation_beta);
+        if listed.is_empty() {
+            if !alphas.is_empty() || !betas.is_empty() {
+                return Err(format!(
+                    "`{op_name}` has activation_alpha/activation_beta but no activations to apply them to"
+                ));
+            }
+            let defaults = self
+                .cell
+                .default_activations()
+                .iter()
+                .map(|&kind| kind.with_params(None, None))
+                .collect();
+            return Ok(vec![defaults; n_dir]);
+        }
+        if listed.len() != per_dir * n_dir {
+            return Err(format!(
+                "`{op_name}` needs {} activations ({per_dir} per direction), got {}",
+                per_dir * n_dir,
+                listed.len()
+            ));
+        }
+        for (name, list) in [("activation_alpha", alphas), ("activation_beta", betas)] {
+            if !list.is_empty() && list.len() != listed.len() {
+                return Err(format!(
+                    "`{op_name}` attribute `{name}` needs one entry per activation ({}), got {}",
+                    listed.len(),
+                    list.len()
+                ));
+            }
+        }
+        Ok(listed
+            .chunks(per_dir)
+            .enumerate()
+            .map(|(d, kinds)| {
+                kinds
+                    .iter()
+                    .enumerate()
+                    .map(|(pos, kind)| {
+                        let idx = d * per_dir + pos;
+                        kind.with_params(alphas.get(idx).copied(), betas.get(idx).copied())
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}
+
 /// What a `reduce_*` op computes over each group of elements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Reduction {
@@ -783,6 +873,32 @@ impl Op {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn activations_resolve_per_direction_with_defaults() {
+        let gru = Op::from_attrs(
+            "gru",
+            vec![
+                ("hidden_size".into(), AttrValue::Int(2)),
+                ("direction".into(), AttrValue::Ident("bidirectional".into())),
+            ],
+        )
+        .unwrap();
+        let attrs = gru.recurrent_attrs().unwrap();
+        let by_dir = attrs.activations_by_direction(2).unwrap();
+        assert_eq!(by_dir.len(), 2);
+        let kinds: Vec<RnnActivation> = by_dir[1].iter().map(|a| a.kind).collect();
+        assert_eq!(kinds, [RnnActivation::Sigmoid, RnnActivation::Tanh]);
+        let leaky = RnnActivation::LeakyRelu.with_params(None, None);
+        assert_eq!((leaky.alpha, leaky.beta), (0.01, 0.0));
+        let err = RecurrentAttrs {
+            activations: &[RnnActivation::Tanh],
+            ..attrs
+        }
+        .activations_by_direction(2)
+        .unwrap_err();
+        assert_eq!(err, "`gru` needs 4 activations (2 per direction), got 1");
+    }
 
     #[test]
     fn reduction_round_trips_through_its_op() {

@@ -27,7 +27,10 @@ use crate::index::{
     expect_dtype, float_values, optional_input, required_input, tensor_from_f64s, MAX_ATTR_SIZE,
 };
 use crate::{op_err, OpError};
-use sinter_ir::{DType, Op, RecurrentAttrs, RecurrentCell, RnnActivation, RnnDirection, Tensor};
+use sinter_ir::{
+    DType, Op, RecurrentAttrs, RecurrentCell, RnnActivation, RnnActivationParams, RnnDirection,
+    Tensor,
+};
 
 pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError> {
     match op.recurrent_attrs() {
@@ -36,31 +39,12 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError>
     }
 }
 
-/// An activation function with its resolved parameters.
-#[derive(Clone, Copy, Debug)]
-struct Activation {
-    kind: RnnActivation,
-    alpha: f64,
-    beta: f64,
+/// Evaluating a recurrent activation (the parameters are resolved in `sinter_ir`).
+trait ApplyActivation {
+    fn apply(&self, x: f64) -> f64;
 }
 
-impl Activation {
-    fn new(kind: RnnActivation, alpha: Option<f32>, beta: Option<f32>) -> Activation {
-        let (default_alpha, default_beta) = match kind {
-            RnnActivation::LeakyRelu => (0.01, 0.0),
-            RnnActivation::HardSigmoid => (0.2, 0.5),
-            RnnActivation::ScaledTanh => (1.0, 0.0),
-            RnnActivation::Affine => (1.0, 0.0),
-            RnnActivation::ThresholdedRelu | RnnActivation::Elu => (1.0, 0.0),
-            _ => (0.0, 0.0),
-        };
-        Activation {
-            kind,
-            alpha: alpha.map_or(default_alpha, f64::from),
-            beta: beta.map_or(default_beta, f64::from),
-        }
-    }
-
+impl ApplyActivation for RnnActivationParams {
     fn apply(&self, x: f64) -> f64 {
         let (alpha, beta) = (self.alpha, self.beta);
         match self.kind {
@@ -96,64 +80,6 @@ impl Activation {
             RnnActivation::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
         }
     }
-}
-
-/// Resolves the activations of every direction (`[direction][position]`).
-fn resolve_activations(
-    op: &Op,
-    attrs: &RecurrentAttrs,
-    cell: RecurrentCell,
-    n_dir: usize,
-) -> Result<Vec<Vec<Activation>>, OpError> {
-    let per_dir = cell.default_activations().len();
-    let listed = attrs.activations;
-    let (alphas, betas) = (attrs.activation_alpha, attrs.activation_beta);
-    if listed.is_empty() {
-        if !alphas.is_empty() || !betas.is_empty() {
-            return op_err(format!(
-                "`{}` has activation_alpha/activation_beta but no activations to apply them to",
-                op.name()
-            ));
-        }
-        let defaults = cell
-            .default_activations()
-            .iter()
-            .map(|&k| Activation::new(k, None, None))
-            .collect();
-        return Ok(vec![defaults; n_dir]);
-    }
-    if listed.len() != per_dir * n_dir {
-        return op_err(format!(
-            "`{}` needs {} activations ({per_dir} per direction), got {}",
-            op.name(),
-            per_dir * n_dir,
-            listed.len()
-        ));
-    }
-    for (name, list) in [("activation_alpha", alphas), ("activation_beta", betas)] {
-        if !list.is_empty() && list.len() != listed.len() {
-            return op_err(format!(
-                "`{}` attribute `{name}` needs one entry per activation ({}), got {}",
-                op.name(),
-                listed.len(),
-                list.len()
-            ));
-        }
-    }
-    Ok((0..n_dir)
-        .map(|d| {
-            (0..per_dir)
-                .map(|pos| {
-                    let idx = d * per_dir + pos;
-                    Activation::new(
-                        listed[idx],
-                        alphas.get(idx).copied(),
-                        betas.get(idx).copied(),
-                    )
-                })
-                .collect()
-        })
-        .collect())
 }
 
 /// Sizes of one recurrent evaluation and the index arithmetic of its layouts.
@@ -352,7 +278,7 @@ fn run(
         RecurrentCell::Lstm { .. } => operand(op, inputs, 6, dtype, &dims.state_shape())?,
         _ => None,
     };
-    let activations = resolve_activations(op, attrs, cell, n_dir)?;
+    let activations = attrs.activations_by_direction(n_dir).map_err(OpError)?;
 
     let mut y = vec![0.0; dims.y_shape().iter().product()];
     let state_len = n_dir * dims.batch * hidden;
@@ -442,7 +368,7 @@ struct Step<'a> {
     x: &'a [f64],
     x_at: &'a dyn Fn(usize) -> usize,
     clip: Option<f64>,
-    activations: &'a [Activation],
+    activations: &'a [RnnActivationParams],
 }
 
 impl Step<'_> {
@@ -828,7 +754,7 @@ mod tests {
 
     #[test]
     fn every_activation_function() {
-        let act = |kind, alpha, beta| Activation::new(kind, alpha, beta);
+        let act = |kind: RnnActivation, alpha, beta| kind.with_params(alpha, beta);
         let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
         assert!(close(act(RnnActivation::Relu, None, None).apply(-1.0), 0.0));
         assert!(close(

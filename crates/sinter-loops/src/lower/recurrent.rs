@@ -17,32 +17,15 @@
 use super::{cst, elementwise::softplus, Lowerer, NodeCx, Operand};
 use crate::builder::KernelBuilder;
 use crate::ir::*;
-use sinter_ir::{DType, RecurrentCell, RnnActivation, RnnDirection};
+use sinter_ir::{DType, RecurrentCell, RnnActivation, RnnActivationParams, RnnDirection};
 use std::ops::{Add, Div, Mul, Sub};
 
-#[derive(Clone, Copy)]
-struct Activation {
-    kind: RnnActivation,
-    alpha: f64,
-    beta: f64,
+/// Recurrent activations as loop-IR expressions (the parameters are resolved in `sinter_ir`).
+trait ApplyActivation {
+    fn apply(&self, dtype: DType, x: Expr) -> Expr;
 }
 
-impl Activation {
-    fn new(kind: RnnActivation, alpha: Option<f32>, beta: Option<f32>) -> Activation {
-        let (default_alpha, default_beta) = match kind {
-            RnnActivation::LeakyRelu => (0.01, 0.0),
-            RnnActivation::HardSigmoid => (0.2, 0.5),
-            RnnActivation::ScaledTanh | RnnActivation::Affine => (1.0, 0.0),
-            RnnActivation::ThresholdedRelu | RnnActivation::Elu => (1.0, 0.0),
-            _ => (0.0, 0.0),
-        };
-        Activation {
-            kind,
-            alpha: alpha.map_or(default_alpha, f64::from),
-            beta: beta.map_or(default_beta, f64::from),
-        }
-    }
-
+impl ApplyActivation for RnnActivationParams {
     fn apply(&self, dtype: DType, x: Expr) -> Expr {
         let c = |v: f64| cst(dtype, v);
         let (alpha, beta) = (self.alpha, self.beta);
@@ -77,45 +60,6 @@ impl Activation {
             RnnActivation::Softplus => softplus(x, dtype),
         }
     }
-}
-
-/// `[direction][position]` activations, as sinter-ref resolves them.
-fn resolve_activations(
-    cell: RecurrentCell,
-    listed: &[RnnActivation],
-    alphas: &[f32],
-    betas: &[f32],
-    n_dir: usize,
-) -> Result<Vec<Vec<Activation>>, String> {
-    let per_dir = cell.default_activations().len();
-    if listed.is_empty() {
-        let defaults: Vec<Activation> = cell
-            .default_activations()
-            .iter()
-            .map(|&k| Activation::new(k, None, None))
-            .collect();
-        return Ok(vec![defaults; n_dir]);
-    }
-    if listed.len() != per_dir * n_dir {
-        return Err(format!(
-            "{} activations for {n_dir} directions",
-            listed.len()
-        ));
-    }
-    Ok((0..n_dir)
-        .map(|d| {
-            (0..per_dir)
-                .map(|pos| {
-                    let idx = d * per_dir + pos;
-                    Activation::new(
-                        listed[idx],
-                        alphas.get(idx).copied(),
-                        betas.get(idx).copied(),
-                    )
-                })
-                .collect()
-        })
-        .collect())
 }
 
 pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
@@ -156,13 +100,7 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
         return Err("w or r has the wrong shape".into());
     }
     let clip = attrs.clip.map(f64::from);
-    let activations = resolve_activations(
-        cell,
-        attrs.activations,
-        attrs.activation_alpha,
-        attrs.activation_beta,
-        n_dir,
-    )?;
+    let activations = attrs.activations_by_direction(n_dir)?;
     let (h_i, b_i) = (hidden as i64, batch as i64);
     let (nd, s_i, in_i) = (n_dir as i64, seq as i64, input as i64);
     // Element strides of (t, b) in x, (t, d, b) in y, (d, b) in the states.
