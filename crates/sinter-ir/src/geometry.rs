@@ -1,12 +1,13 @@
 //! Index geometry of ops: which input positions an output position reads, computed from attributes
 //! and concrete sizes. The reference interpreter evaluates with it and the lowering precomputes
 //! tables with it, so both read exactly the same positions: the pads of a sliding window under
-//! `auto_pad`, and the taps of `resize`.
+//! `auto_pad`, the taps of `resize`, the clamped range of `slice` (inference sizes outputs with it)
+//! and the source of a padded position under each `pad` mode.
 //!
 //! `resize` mirrors `onnx.reference`'s `_resize` step by step, because nearest mode is sensitive to
 //! the last bit of a coordinate (see `sinter-ref`'s resize module for the whole rule).
 
-use crate::{AutoPad, CoordTransform, NearestMode, ResizeMode};
+use crate::{AutoPad, CoordTransform, NearestMode, PadMode, ResizeMode};
 
 /// The `(begin, end)` pads of one axis under `auto_pad = same_*`: the output has `ceil(in / stride)`
 /// elements and the total padding is whatever the last window needs (never negative); `same_lower`
@@ -185,6 +186,61 @@ fn nearest_two(x: f64, in_size: usize) -> [usize; 2] {
     pair.map(|idx| (idx - 1).clamp(0, in_size as i64 - 1) as usize)
 }
 
+/// The first index and element count of one sliced axis of size `dim`, with ONNX's clamping:
+/// negative starts and ends count from the end; then for a positive step both clamp to `[0, dim]`,
+/// for a negative step the start clamps to `[0, dim - 1]` and the end to `[-1, dim - 1]`. `step` is
+/// non-zero; any other values are valid.
+pub fn slice_range(start: i64, end: i64, step: i64, dim: usize) -> (i64, usize) {
+    let dim = dim as i64;
+    // i64::MIN + dim cannot overflow because dim >= 0.
+    let from_end = |v: i64| if v < 0 { v + dim } else { v };
+    let (start, end) = (from_end(start), from_end(end));
+    if step > 0 {
+        let (start, end) = (start.clamp(0, dim), end.clamp(0, dim));
+        let len = if end > start {
+            (end - start - 1) / step + 1
+        } else {
+            0
+        };
+        (start, len as usize)
+    } else {
+        if dim == 0 {
+            return (0, 0);
+        }
+        let (start, end) = (start.clamp(0, dim - 1), end.clamp(-1, dim - 1));
+        // `unsigned_abs` keeps a step of i64::MIN from overflowing.
+        let len = if start > end {
+            ((start - end - 1) as u64 / step.unsigned_abs()) + 1
+        } else {
+            0
+        };
+        (start, len as usize)
+    }
+}
+
+/// Where a padded position reads from along one axis: `rel` is its offset from the first kept input
+/// element and `n_kept` the number of kept elements. Inside `0..n_kept` it is itself; outside,
+/// `None` for constant padding (the fill value), or the source `mode` reflects, clamps or wraps to.
+/// `n_kept` must be positive unless the mode is constant or `rel` is inside.
+pub fn pad_source(mode: PadMode, rel: i64, n_kept: i64) -> Option<i64> {
+    let n = n_kept;
+    if (0..n).contains(&rel) {
+        return Some(rel);
+    }
+    match mode {
+        PadMode::Constant => None,
+        PadMode::Edge => Some(rel.clamp(0, n - 1)),
+        PadMode::Wrap => Some(rel.rem_euclid(n)),
+        PadMode::Reflect if n == 1 => Some(0),
+        PadMode::Reflect => {
+            // Reflection without repeating the edge is periodic with period 2 (n - 1).
+            let period = 2 * (n - 1);
+            let r = rel.rem_euclid(period);
+            Some(if r < n { r } else { period - r })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +283,31 @@ mod tests {
         assert_eq!([edge[0].0, edge[1].0], [0, 0]);
         assert!(resize_axes(&[2], &[2.0], &[4]).is_err());
         assert!(resize_axes(&[2], &[-1.0], &[]).is_err());
+    }
+
+    #[test]
+    fn slice_ranges_clamp_like_onnx() {
+        assert_eq!(slice_range(1, 100, 2, 5), (1, 2));
+        assert_eq!(slice_range(-1, i64::MIN, -1, 4), (3, 4));
+        assert_eq!(slice_range(0, 3, i64::MIN, 4), (0, 0));
+        assert_eq!(slice_range(3, 0, i64::MIN, 4), (3, 1));
+        assert_eq!(slice_range(2, 2, 1, 0), (0, 0));
+    }
+
+    #[test]
+    fn padded_positions_read_by_mode() {
+        let sources = |mode| {
+            (-3..6)
+                .map(|rel| pad_source(mode, rel, 3))
+                .collect::<Vec<_>>()
+        };
+        let some = |v: &[i64]| v.iter().map(|&x| Some(x)).collect::<Vec<_>>();
+        assert_eq!(
+            sources(PadMode::Reflect),
+            some(&[1, 2, 1, 0, 1, 2, 1, 0, 1])
+        );
+        assert_eq!(sources(PadMode::Edge), some(&[0, 0, 0, 0, 1, 2, 2, 2, 2]));
+        assert_eq!(sources(PadMode::Wrap), some(&[0, 1, 2, 0, 1, 2, 0, 1, 2]));
+        assert_eq!(sources(PadMode::Constant)[..4], [None, None, None, Some(0)]);
     }
 }

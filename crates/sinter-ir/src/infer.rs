@@ -42,6 +42,7 @@
 //! **No panics.** Attribute values are user input: arithmetic on them is done in `i128` and converted
 //! back with checks.
 
+use crate::geometry::slice_range;
 use crate::RnnDirection;
 use crate::{AutoPad, DType, Dim, Graph, GraphError, Op, PadMode, ResizeMode};
 use crate::{RecurrentAttrs, RecurrentCell};
@@ -2208,33 +2209,6 @@ fn split_op(cx: &Cx, split: &[i64], axis: i64) -> InferResult<Vec<TensorType>> {
 const SLICE_UNBOUNDED: i64 = i32::MAX as i64;
 
 /// The length of `start..end` by `step` over a static dim, with ONNX's clamping.
-fn slice_len(dim: usize, start: i64, end: i64, step: i64) -> usize {
-    let dim = dim as i128;
-    let (start, end, step) = (i128::from(start), i128::from(end), i128::from(step));
-    let resolve = |v: i128| if v < 0 { v + dim } else { v };
-    let len = if step > 0 {
-        let start = resolve(start).clamp(0, dim);
-        let end = resolve(end).clamp(0, dim);
-        if end > start {
-            ceil_div(end - start, step)
-        } else {
-            0
-        }
-    } else {
-        if dim == 0 {
-            return 0;
-        }
-        let start = resolve(start).clamp(0, dim - 1);
-        let end = resolve(end).clamp(-1, dim - 1);
-        if start > end {
-            ceil_div(start - end, -step)
-        } else {
-            0
-        }
-    };
-    len as usize
-}
-
 fn slice(
     cx: &Cx,
     starts: &[i64],
@@ -2275,7 +2249,7 @@ fn slice(
             return cx.attr_err("steps", "entries must not be 0");
         }
         dims[axis] = match &dims[axis] {
-            Dim::Static(n) => Dim::Static(slice_len(*n, start, end, step)),
+            Dim::Static(n) => Dim::Static(slice_range(start, end, step, *n).1),
             dim @ Dim::Sym(_) => {
                 let forward_full = step == 1 && start == 0 && end >= SLICE_UNBOUNDED;
                 let backward_full = step == -1

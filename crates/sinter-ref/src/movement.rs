@@ -17,6 +17,7 @@ use crate::index::{
     normalize_axes, normalize_axis, required_input, strides, take, value_fits,
 };
 use crate::{op_err, OpError};
+use sinter_ir::geometry::slice_range;
 use sinter_ir::{with_data, DType, Elem, Op, Tensor, TensorData};
 
 /// Evaluates one movement op. Errors are prefixed with the op name.
@@ -253,37 +254,6 @@ fn transpose(x: &Tensor, perm: &[i64]) -> Result<Tensor, OpError> {
     let steps: Vec<i64> = perm.iter().map(|&axis| in_strides[axis]).collect();
     let indices = strided_indices(&out_shape, 0, &steps)?;
     make_tensor(out_shape, take(x.data(), &indices))
-}
-
-/// The first index and element count of one sliced axis, with ONNX's clamping: negative starts and
-/// ends count from the end; then for a positive step both clamp to `[0, dim]`, for a negative step
-/// the start clamps to `[0, dim - 1]` and the end to `[-1, dim - 1]`.
-fn slice_range(start: i64, end: i64, step: i64, dim: usize) -> (i64, usize) {
-    let dim = dim as i64;
-    // i64::MIN + dim cannot overflow because dim >= 0.
-    let from_end = |v: i64| if v < 0 { v + dim } else { v };
-    let (start, end) = (from_end(start), from_end(end));
-    if step > 0 {
-        let (start, end) = (start.clamp(0, dim), end.clamp(0, dim));
-        let len = if end > start {
-            (end - start - 1) / step + 1
-        } else {
-            0
-        };
-        (start, len as usize)
-    } else {
-        if dim == 0 {
-            return (0, 0);
-        }
-        let (start, end) = (start.clamp(0, dim - 1), end.clamp(-1, dim - 1));
-        // `unsigned_abs` keeps a step of i64::MIN from overflowing.
-        let len = if start > end {
-            ((start - end - 1) as u64 / step.unsigned_abs()) + 1
-        } else {
-            0
-        };
-        (start, len as usize)
-    }
 }
 
 fn slice(

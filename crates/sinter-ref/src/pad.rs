@@ -14,6 +14,7 @@ use crate::index::{
     check_attr_sizes, checked_len, for_each_index, required_input, strides, value_fits,
 };
 use crate::{op_err, OpError};
+use sinter_ir::geometry::pad_source;
 use sinter_ir::{with_data, Elem, Op, PadMode, Tensor, TensorData};
 
 pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError> {
@@ -130,24 +131,7 @@ impl AxisPad {
         let n = self.kept as i64;
         (0..self.out_len())
             .map(|out_idx| {
-                // Position relative to the first kept element; outside [0, n) is padding.
-                let rel = out_idx as i64 - self.grow_begin as i64;
-                let source = if (0..n).contains(&rel) {
-                    Some(rel)
-                } else {
-                    match mode {
-                        PadMode::Constant => None,
-                        PadMode::Edge => Some(rel.clamp(0, n - 1)),
-                        PadMode::Wrap => Some(rel.rem_euclid(n)),
-                        PadMode::Reflect if n == 1 => Some(0),
-                        PadMode::Reflect => {
-                            // Reflection without repeating the edge is periodic with period 2 (n - 1).
-                            let period = 2 * (n - 1);
-                            let r = rel.rem_euclid(period);
-                            Some(if r < n { r } else { period - r })
-                        }
-                    }
-                };
+                let source = pad_source(mode, out_idx as i64 - self.grow_begin as i64, n);
                 source.map(|s| self.crop_begin + s as usize)
             })
             .collect()

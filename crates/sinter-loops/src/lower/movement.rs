@@ -12,6 +12,7 @@
 use super::{broadcast_strides, cst, norm_axis, Lowerer, NodeCx, Operand};
 use crate::builder::row_major_strides;
 use crate::ir::*;
+use sinter_ir::geometry::{pad_source, slice_range};
 use sinter_ir::{DType, Op, PadMode};
 use std::ops::{Add, Mul, Sub};
 
@@ -201,33 +202,6 @@ fn lower_split(lw: &mut Lowerer, cx: &NodeCx, axis: i64) -> Result<(), String> {
     Ok(())
 }
 
-/// ONNX slice clamping (sinter-ref's `slice_range`): the first index and the element count.
-fn slice_range(start: i64, end: i64, step: i64, dim: usize) -> (i64, usize) {
-    let dim = dim as i64;
-    let from_end = |v: i64| if v < 0 { v.saturating_add(dim) } else { v };
-    let (start, end) = (from_end(start), from_end(end));
-    if step > 0 {
-        let (start, end) = (start.clamp(0, dim), end.clamp(0, dim));
-        let len = if end > start {
-            (end - start - 1) / step + 1
-        } else {
-            0
-        };
-        (start, len as usize)
-    } else {
-        if dim == 0 {
-            return (0, 0);
-        }
-        let (start, end) = (start.clamp(0, dim - 1), end.clamp(-1, dim - 1));
-        let len = if start > end {
-            ((start - end - 1) as u64 / step.unsigned_abs()) + 1
-        } else {
-            0
-        };
-        (start, len as usize)
-    }
-}
-
 fn lower_slice(
     lw: &mut Lowerer,
     cx: &NodeCx,
@@ -299,25 +273,7 @@ fn lower_pad(
             return Err(format!("{} padding of an empty axis", mode.name()));
         }
         let map: Vec<Option<i64>> = (0..out.shape[a] as i64)
-            .map(|o| {
-                let rel = o - grow_begin;
-                let src = if (0..n).contains(&rel) {
-                    Some(rel)
-                } else {
-                    match mode {
-                        PadMode::Constant => None,
-                        PadMode::Edge => Some(rel.clamp(0, n - 1)),
-                        PadMode::Wrap => Some(rel.rem_euclid(n)),
-                        PadMode::Reflect if n == 1 => Some(0),
-                        PadMode::Reflect => {
-                            let period = 2 * (n - 1);
-                            let r = rel.rem_euclid(period);
-                            Some(if r < n { r } else { period - r })
-                        }
-                    }
-                };
-                src.map(|s| s + crop_begin)
-            })
+            .map(|o| pad_source(mode, o - grow_begin, n).map(|s| s + crop_begin))
             .collect();
         maps.push(map);
     }
