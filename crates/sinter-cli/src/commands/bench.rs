@@ -10,8 +10,8 @@
 
 use super::engine::Engine;
 use super::load_model_with_inputs;
-use super::run::{collect_inputs, fixed_input_value, LoadedInput};
-use crate::args::{BenchArgs, RunArgs};
+use super::run::{collect_inputs, fixed_input_value, InputSources, LoadedInput};
+use crate::args::BenchArgs;
 use anyhow::Result;
 use sinter_ir::Dim;
 use sinter_ref::random::{random_tensor, SplitMix64};
@@ -25,21 +25,18 @@ const RANDOM_INPUT_SEED: u64 = 0x5EED;
 
 pub fn bench(args: &BenchArgs, out: &mut impl Write) -> Result<()> {
     // `sinter run`'s input handling, with no `--input` files.
-    let run_args = RunArgs {
-        model: args.model.clone(),
-        inputs: Vec::new(),
-        input_dir: args.input_dir.clone(),
-        output_dir: None,
-        engine: args.engine,
+    let sources = InputSources {
+        named: &[],
+        dir: args.input_dir.as_deref(),
     };
     let model = load_model_with_inputs(&args.model, &mut |name, position| {
-        fixed_input_value(&run_args, name, position)
+        fixed_input_value(&sources, name, position)
     })?;
     for note in model.import_notes() {
         writeln!(out, "{note}")?;
     }
     let inputs = if args.input_dir.is_some() {
-        collect_inputs(&run_args, &model)?
+        collect_inputs(&sources, &model)?
     } else {
         random_inputs(args, &model.graph, out)?
     };

@@ -10,7 +10,7 @@
 
 use super::engine::Engine;
 use super::{load_model_with_inputs, read_tensor_file, Model};
-use crate::args::RunArgs;
+use crate::args::{NamedInput, RunArgs};
 use crate::npy::write_npy;
 use crate::pb::write_pb;
 use anyhow::{bail, Context, Result};
@@ -23,13 +23,14 @@ use std::path::{Path, PathBuf};
 const N_SUMMARY_VALUES: usize = 8;
 
 pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<()> {
+    let sources = args.input_sources();
     let model = load_model_with_inputs(&args.model, &mut |name, position| {
-        fixed_input_value(args, name, position)
+        fixed_input_value(&sources, name, position)
     })?;
     for note in model.import_notes() {
         writeln!(out, "{note}")?;
     }
-    let inputs = collect_inputs(args, &model)?;
+    let inputs = collect_inputs(&sources, &model)?;
     let engine = Engine::new(&model, args.engine_options())?;
     let outputs = engine.run(&model, &inputs)?;
     for (name, tensor) in &outputs {
@@ -51,16 +52,31 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<()> {
     Ok(())
 }
 
+/// Where input tensors come from: `--input NAME=FILE` files and an `--inputs DIR`.
+pub(super) struct InputSources<'a> {
+    pub named: &'a [NamedInput],
+    pub dir: Option<&'a Path>,
+}
+
+impl RunArgs {
+    fn input_sources(&self) -> InputSources<'_> {
+        InputSources {
+            named: &self.inputs,
+            dir: self.input_dir.as_deref(),
+        }
+    }
+}
+
 /// The value of an ONNX input the importer needs at import, from `--input` or `--inputs DIR`.
 pub(super) fn fixed_input_value(
-    args: &RunArgs,
+    sources: &InputSources,
     name: &str,
     position: Option<usize>,
 ) -> Result<Option<Tensor>> {
-    if let Some(named) = args.inputs.iter().find(|named| named.name == name) {
+    if let Some(named) = sources.named.iter().find(|named| named.name == name) {
         return read_tensor_file(&named.path).map(Some);
     }
-    let Some(dir) = &args.input_dir else {
+    let Some(dir) = sources.dir else {
         return Ok(None);
     };
     match find_input_file(dir, name, position) {
@@ -80,10 +96,10 @@ pub(super) struct LoadedInput {
 /// Values for inputs the model file has but the graph does not take (fixed at import, or dropped as
 /// unused) are not passed on; other names the graph does not have are, so the interpreter reports
 /// them with the list of known names.
-pub(super) fn collect_inputs(args: &RunArgs, model: &Model) -> Result<Vec<LoadedInput>> {
+pub(super) fn collect_inputs(sources: &InputSources, model: &Model) -> Result<Vec<LoadedInput>> {
     let mut inputs: Vec<LoadedInput> = Vec::new();
-    for (named_idx, named) in args.inputs.iter().enumerate() {
-        if args.inputs[..named_idx]
+    for (named_idx, named) in sources.named.iter().enumerate() {
+        if sources.named[..named_idx]
             .iter()
             .any(|earlier| earlier.name == named.name)
         {
@@ -100,12 +116,12 @@ pub(super) fn collect_inputs(args: &RunArgs, model: &Model) -> Result<Vec<Loaded
             tensor,
         });
     }
-    if let Some(dir) = &args.input_dir {
+    if let Some(dir) = sources.dir {
         if !dir.is_dir() {
             bail!("`--inputs {}` is not a directory", dir.display());
         }
         for (name, _) in model.graph.input_signature() {
-            if args.inputs.iter().any(|named| named.name == name) {
+            if sources.named.iter().any(|named| named.name == name) {
                 continue;
             }
             let position = if model.is_onnx {
