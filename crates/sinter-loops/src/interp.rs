@@ -19,6 +19,7 @@
 use crate::ir::*;
 use crate::program::{BufferSource, Program};
 use sinter_ir::{DType, Tensor, TensorData};
+use sinter_ref::erf_f64;
 
 /// Why a kernel or program could not be interpreted. Kernels that pass verification only fail with
 /// `Status` (from `run_program`) or binding problems.
@@ -463,58 +464,6 @@ fn sigmoid_f32(x: f32) -> f32 {
         let e = x.exp();
         e / (1.0 + e)
     }
-}
-
-/// The Gauss error function in f64: the Maclaurin series below `|x| = 2.5`, `1 - erfc(x)` with the
-/// continued fraction of `erfc` up to 6, and ±1 beyond (where `erfc(x)` is below half an ulp of 1).
-/// The series' largest term is about `e^(x^2)` ≈ 500 times the result at 2.5, so it keeps ~1e-13
-/// relative accuracy: far below an f32 ulp, and within a few hundred f64 ulps.
-pub fn erf_f64(x: f64) -> f64 {
-    if x.is_nan() {
-        return x;
-    }
-    let a = x.abs();
-    let result = if a < 2.5 {
-        let x2 = a * a;
-        let mut power = a;
-        let mut sum = a;
-        for n in 1..200u32 {
-            power *= -x2 / f64::from(n);
-            let term = power / f64::from(2 * n + 1);
-            sum += term;
-            if term.abs() <= sum.abs() * 1e-17 {
-                break;
-            }
-        }
-        sum * std::f64::consts::FRAC_2_SQRT_PI
-    } else if a < 6.0 {
-        // Modified Lentz evaluation of erfc's continued fraction x + (1/2)/(x + 1/(x + (3/2)/...)).
-        const TINY: f64 = 1e-300;
-        let mut fraction = a;
-        let mut c = a;
-        let mut d = 0.0f64;
-        for j in 1..1000u32 {
-            let coeff = f64::from(j) * 0.5;
-            d = a + coeff * d;
-            if d == 0.0 {
-                d = TINY;
-            }
-            d = 1.0 / d;
-            c = a + coeff / c;
-            if c == 0.0 {
-                c = TINY;
-            }
-            let delta = c * d;
-            fraction *= delta;
-            if (delta - 1.0).abs() < 1e-16 {
-                break;
-            }
-        }
-        1.0 - (-a * a).exp() / (fraction * std::f64::consts::PI.sqrt())
-    } else {
-        1.0
-    };
-    result.copysign(x)
 }
 
 fn float_unary_f64(op: UnaryOp, x: f64) -> Option<f64> {

@@ -32,6 +32,8 @@ mod test_util;
 use sinter_ir::{bind_inputs, Graph, InputError, NodeKind, Op, Tensor, TensorType, Value};
 use std::collections::HashMap;
 
+pub use elementwise::erf_f64;
+
 /// An op could not be evaluated on the given inputs.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("{0}")]
