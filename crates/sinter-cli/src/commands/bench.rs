@@ -9,13 +9,11 @@
 //! With `--json` the last line is one JSON object, for scripts that compare engines and peers.
 
 use super::engine::Engine;
-use super::load_model_with_inputs;
 use super::run::{collect_inputs, fixed_input_value, InputSources, LoadedInput};
+use super::{load_model_with_inputs, sized_inputs, SizedInput};
 use crate::args::BenchArgs;
 use anyhow::Result;
-use sinter_ir::Dim;
 use sinter_ref::random::{random_tensor, SplitMix64};
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -109,31 +107,17 @@ fn random_inputs(
     out: &mut impl Write,
 ) -> Result<Vec<LoadedInput>> {
     let mut rng = SplitMix64::new(RANDOM_INPUT_SEED);
-    let mut defaulted = BTreeSet::new();
+    let (sized, defaulted) = sized_inputs(graph, &args.dims);
     let mut inputs = Vec::new();
-    for (name, ty) in graph.input_signature() {
-        let shape: Vec<usize> = ty
-            .shape
-            .dims()
-            .iter()
-            .map(|dim| match dim {
-                Dim::Static(size) => *size,
-                Dim::Sym(symbol) => match args.dims.iter().find(|(given, _)| given == &**symbol) {
-                    Some(&(_, size)) => size,
-                    None => {
-                        defaulted.insert(symbol.to_string());
-                        1
-                    }
-                },
-            })
-            .collect();
+    for SizedInput { name, dtype, shape } in sized {
         if !sinter_ir::dims_within_max_elements(&shape) {
             anyhow::bail!("input `{name}` of shape {shape:?} is too large for random data");
         }
+        let tensor = random_tensor(&mut rng, dtype, &shape);
         inputs.push(LoadedInput {
-            name: name.to_string(),
+            name,
             path: PathBuf::new(),
-            tensor: random_tensor(&mut rng, ty.dtype, &shape),
+            tensor,
         });
     }
     if !defaulted.is_empty() {

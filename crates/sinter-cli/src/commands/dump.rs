@@ -10,12 +10,11 @@
 //! `--inline-limit` elements go to PATH and the text refers to them by PATH's file name, which is how
 //! the parser finds them when the text is saved in the same folder as PATH.
 
-use super::{load_model, NotAvailable};
+use super::{load_model, sized_inputs, NotAvailable};
 use crate::args::{DumpArgs, DumpFormat, Stage};
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use sinter_ir::text::{print_graph, print_graph_with_weights, PrintOptions};
-use sinter_ir::Dim;
 use sinter_jit::CompileOptions;
 use std::io::Write;
 
@@ -63,39 +62,10 @@ pub fn dump(args: &DumpArgs, out: &mut impl Write) -> Result<()> {
 
 /// Compiles `graph` for the JIT at the `--dim` sizes and prints every kernel at the requested stage.
 fn dump_compiled(args: &DumpArgs, graph: sinter_ir::Graph, out: &mut impl Write) -> Result<()> {
-    let mut notes = Vec::new();
-    let shapes: Vec<(String, sinter_ir::DType, Vec<usize>)> = graph
-        .input_signature()
+    let (inputs, defaulted) = sized_inputs(&graph, &args.dims);
+    let described: Vec<(&str, sinter_ir::DType, &[usize])> = inputs
         .iter()
-        .map(|(name, ty)| {
-            let shape = ty
-                .shape
-                .dims()
-                .iter()
-                .map(|dim| match dim {
-                    Dim::Static(size) => *size,
-                    Dim::Sym(symbol) => args
-                        .dims
-                        .iter()
-                        .find(|(given, _)| given == &**symbol)
-                        .map_or_else(
-                            || {
-                                notes.push(format!(
-                                    "; `{symbol}` = 1 (size it with `--dim {symbol}=N`)"
-                                ));
-                                1
-                            },
-                            |&(_, size)| size,
-                        ),
-                })
-                .collect();
-            (name.to_string(), ty.dtype, shape)
-        })
-        .collect();
-    notes.dedup();
-    let described: Vec<(&str, sinter_ir::DType, &[usize])> = shapes
-        .iter()
-        .map(|(name, dtype, shape)| (name.as_str(), *dtype, shape.as_slice()))
+        .map(|input| (input.name.as_str(), input.dtype, input.shape.as_slice()))
         .collect();
     let bindings = sinter_ir::bind_inputs(&graph, &described)?;
     let options = CompileOptions {
@@ -108,8 +78,8 @@ fn dump_compiled(args: &DumpArgs, graph: sinter_ir::Graph, out: &mut impl Write)
     let program = compiled
         .program_for(&bindings)
         .map_err(|err| anyhow::anyhow!("cannot compile the model for the JIT: {err}"))?;
-    for note in &notes {
-        writeln!(out, "{note}")?;
+    for symbol in &defaulted {
+        writeln!(out, "; `{symbol}` = 1 (size it with `--dim {symbol}=N`)")?;
     }
     if args.stage == Stage::Loops {
         out.write_all(sinter_loops::text::print_program(program.program()).as_bytes())?;

@@ -17,8 +17,9 @@ use crate::npy::read_npy;
 use crate::pb::read_pb;
 use anyhow::{bail, Context, Result};
 use sinter_ir::text::{parse_graph, ParseOptions};
-use sinter_ir::{Graph, Tensor};
+use sinter_ir::{Dim, Graph, Tensor};
 use sinter_onnx::{import_specialized, ImportError, Specialization, SpecializeError, Specialized};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::io::{self, Write};
 use std::path::Path;
@@ -252,6 +253,49 @@ fn import_error(path: &Path, err: ImportError) -> anyhow::Error {
         }
         other => anyhow::Error::new(other).context(message),
     }
+}
+
+/// A graph input at a concrete shape: name, dtype, dims.
+pub struct SizedInput {
+    pub name: String,
+    pub dtype: sinter_ir::DType,
+    pub shape: Vec<usize>,
+}
+
+/// Every graph input at a concrete shape, symbolic dims sized by `dims` (`--dim NAME=SIZE`) and 1 when
+/// not given; also the symbols that took that default.
+pub fn sized_inputs(
+    graph: &Graph,
+    dims: &[(String, usize)],
+) -> (Vec<SizedInput>, BTreeSet<String>) {
+    let mut defaulted = BTreeSet::new();
+    let inputs = graph
+        .input_signature()
+        .into_iter()
+        .map(|(name, ty)| {
+            let shape = ty
+                .shape
+                .dims()
+                .iter()
+                .map(|dim| match dim {
+                    Dim::Static(size) => *size,
+                    Dim::Sym(symbol) => match dims.iter().find(|(given, _)| given == &**symbol) {
+                        Some(&(_, size)) => size,
+                        None => {
+                            defaulted.insert(symbol.to_string());
+                            1
+                        }
+                    },
+                })
+                .collect();
+            SizedInput {
+                name: name.to_string(),
+                dtype: ty.dtype,
+                shape,
+            }
+        })
+        .collect();
+    (inputs, defaulted)
 }
 
 /// Reads a tensor file: an ONNX TensorProto if it ends in `.pb`, otherwise a `.npy` file.
