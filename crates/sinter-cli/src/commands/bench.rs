@@ -15,7 +15,6 @@ use crate::args::BenchArgs;
 use anyhow::Result;
 use sinter_ref::random::{random_tensor, SplitMix64};
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Instant;
 
 /// The seed of random inputs, fixed so that repeated benchmarks run on the same data.
@@ -116,7 +115,7 @@ fn random_inputs(
         let tensor = random_tensor(&mut rng, dtype, &shape);
         inputs.push(LoadedInput {
             name,
-            path: PathBuf::new(),
+            path: None,
             tensor,
         });
     }

@@ -75,7 +75,7 @@ pub fn check(args: &CheckArgs, out: &mut impl Write) -> Result<Outcome> {
         if model.has_input(name) {
             inputs.push(LoadedInput {
                 name: name.clone(),
-                path,
+                path: Some(path),
                 tensor,
             });
         }

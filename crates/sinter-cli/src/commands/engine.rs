@@ -11,7 +11,6 @@ use crate::args::Backend;
 use anyhow::Result;
 use sinter_ir::{bind_inputs, DimBindings, InputError, Tensor};
 use sinter_jit::{CompileOptions, CompiledModel, ModelError};
-use std::path::Path;
 
 pub enum Engine {
     Reference,
@@ -128,9 +127,9 @@ fn with_input_context(
 ) -> anyhow::Error {
     if let Some(name) = input {
         match inputs.iter().find(|loaded| loaded.name == name) {
-            Some(loaded) if loaded.path != Path::new("") => {
-                message.push_str(&format!(" (from `{}`)", loaded.path.display()));
-            }
+            Some(LoadedInput {
+                path: Some(path), ..
+            }) => message.push_str(&format!(" (from `{}`)", path.display())),
             Some(_) => {}
             None => message.push_str(&format!(
                 "; give it with `--input {name}=FILE` or `--inputs DIR`"

@@ -85,10 +85,11 @@ pub(super) fn fixed_input_value(
     }
 }
 
-/// A loaded input tensor and the file it came from.
+/// A loaded input tensor and where it came from.
 pub(super) struct LoadedInput {
     pub name: String,
-    pub path: PathBuf,
+    /// The file it was read from; `None` for generated inputs (`sinter bench` without `--inputs`).
+    pub path: Option<PathBuf>,
     pub tensor: Tensor,
 }
 
@@ -112,7 +113,7 @@ pub(super) fn collect_inputs(sources: &InputSources, model: &Model) -> Result<Ve
             read_tensor_file(&named.path).with_context(|| format!("input `{}`", named.name))?;
         inputs.push(LoadedInput {
             name: named.name.clone(),
-            path: named.path.clone(),
+            path: Some(named.path.clone()),
             tensor,
         });
     }
@@ -142,7 +143,7 @@ pub(super) fn collect_inputs(sources: &InputSources, model: &Model) -> Result<Ve
             let tensor = read_tensor_file(&path).with_context(|| format!("input `{name}`"))?;
             inputs.push(LoadedInput {
                 name: name.to_string(),
-                path,
+                path: Some(path),
                 tensor,
             });
         }
