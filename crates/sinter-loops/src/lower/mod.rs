@@ -31,6 +31,7 @@ mod pool;
 mod recurrent;
 mod reduce;
 mod resize;
+mod tiles;
 
 use crate::builder::{row_major_strides, KernelBuilder};
 use crate::ir::*;
@@ -235,6 +236,14 @@ impl Lowerer {
             shape,
             is_weight: true,
             name,
+        }
+    }
+
+    /// The data of `operand` when it is a weight (a graph constant or a table made by lowering).
+    pub fn weight_tensor(&self, operand: &Operand) -> Option<&Tensor> {
+        match &self.program.buffers.get(operand.buf.0 as usize)?.source {
+            BufferSource::Weight(tensor) if operand.is_weight => Some(tensor),
+            _ => None,
         }
     }
 
