@@ -932,8 +932,7 @@ impl<'k> Checker<'k> {
 
 /// The range of `coeff * x` for `x` in `0..=extent-1` (`extent > 0`).
 fn term_range(coeff: i64, extent: i128) -> (i128, i128) {
-    let last = i128::from(coeff) * (extent - 1).max(0);
-    (last.min(0), last.max(0))
+    term_range_wide(i128::from(coeff), extent)
 }
 
 /// Whether `expr` loads from `buf`.
@@ -1195,7 +1194,51 @@ struct Access {
     coeff: i64,
     /// The range of the rest of the index (offset and every other variable).
     rest: (i128, i128),
+    /// The rest as `offset` and `(coefficient, extent)` terms, for the modular proof.
+    offset: i128,
+    terms: Vec<(i128, i128)>,
     has_dynamic: bool,
+}
+
+/// The modular disjointness proof for the accesses `list` of one buffer with parallel coefficient
+/// `coeff > 0` over `extent` iterations: some modulus `m` splits every index into `q*m + r` where
+/// `q` collects the terms whose coefficients are multiples of `m` (any range) and
+/// `r = coeff*p + w` collects the rest, with `0 <= r < m` always and every `w` in one window
+/// narrower than `coeff`. Then `r`, and so the element, differs between iterations. This is the
+/// shape of a tile nest's stores: rows `m` apart, each iteration's columns in its own window.
+fn modular_disjoint(list: &[Access], coeff: i128, extent: i128) -> bool {
+    let mut candidates: Vec<i128> = list
+        .iter()
+        .flat_map(|a| a.terms.iter().map(|&(c, _)| c.abs()))
+        .filter(|&c| c > coeff)
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    candidates.into_iter().any(|m| {
+        let (mut lo_all, mut hi_all) = (i128::MAX, i128::MIN);
+        for access in list {
+            let (mut lo, mut hi) = (access.offset.rem_euclid(m), access.offset.rem_euclid(m));
+            for &(c, e) in &access.terms {
+                if c % m == 0 {
+                    continue;
+                }
+                let (a, b) = term_range_wide(c, e);
+                lo += a;
+                hi += b;
+            }
+            if lo < 0 || coeff * (extent - 1) + hi >= m {
+                return false;
+            }
+            lo_all = lo_all.min(lo);
+            hi_all = hi_all.max(hi);
+        }
+        hi_all - lo_all < coeff
+    })
+}
+
+fn term_range_wide(coeff: i128, extent: i128) -> (i128, i128) {
+    let last = coeff * (extent - 1).max(0);
+    (last.min(0), last.max(0))
 }
 
 /// Why the iterations of the parallel loop `lp` might touch the same element of a buffer one of them
@@ -1232,7 +1275,9 @@ pub fn parallel_violation(lp: &Loop) -> Result<(), String> {
         }
         let lo = list.iter().map(|a| a.rest.0).min().unwrap_or(0);
         let hi = list.iter().map(|a| a.rest.1).max().unwrap_or(0);
-        if hi - lo >= i128::from(coeff).abs() {
+        if hi - lo >= i128::from(coeff).abs()
+            && !(coeff > 0 && modular_disjoint(list, i128::from(coeff), lp.extent as i128))
+        {
             return Err(format!(
                 "each iteration touches a window of {} elements of {buf}, wider than the stride {} of {}",
                 hi - lo + 1,
@@ -1271,10 +1316,12 @@ fn collect_accesses(
         out: &mut BTreeMap<BufferId, Vec<Access>>,
     ) {
         let (mut lo, mut hi) = (i128::from(index.offset), i128::from(index.offset));
+        let mut terms = Vec::new();
         for &(coeff, extent) in extra {
             let (a, b) = term_range(coeff, extent as i128);
             lo += a;
             hi += b;
+            terms.push((i128::from(coeff), extent as i128));
         }
         for &(var, coeff) in &index.terms {
             if var == par {
@@ -1289,11 +1336,14 @@ fn collect_accesses(
             let (a, b) = term_range(coeff, extent);
             lo += a;
             hi += b;
+            terms.push((i128::from(coeff), extent));
         }
         out.entry(buf).or_default().push(Access {
             is_store,
             coeff: index.coeff(par),
             rest: (lo, hi),
+            offset: i128::from(index.offset),
+            terms,
             has_dynamic: index.dynamic.is_some(),
         });
     }

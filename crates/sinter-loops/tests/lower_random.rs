@@ -801,3 +801,41 @@ fn tiled_products_match_the_reference() {
     assert_eq!(count_tiles(&depthwise), 0);
     check_graph(&depthwise, 4, TOL);
 }
+
+/// The tile nest of a small gemm with a packed constant `b` and a bias epilogue, as printed, and
+/// the same kernels after the default schedule with threads: the panel loop becomes parallel, the
+/// remainder columns are their own kernel, and the text parses back to the same program.
+#[test]
+fn tiled_gemm_lowering_snapshot() {
+    let gemm = op("gemm", &[("trans_b", AttrValue::Bool(true))]);
+    let graph = graph_with_consts(gemm, &[(&[6, 3], false), (&[20, 3], true), (&[20], true)]);
+    let program = lower_graph(&graph).unwrap();
+    let text = sinter_loops::text::print_program(&program);
+    insta::assert_snapshot!("tiled_gemm", text);
+    let weights: std::collections::HashMap<String, Tensor> = program
+        .buffers
+        .iter()
+        .filter_map(|b| match &b.source {
+            sinter_loops::BufferSource::Weight(t) => Some((b.name.clone(), t.clone())),
+            _ => None,
+        })
+        .collect();
+    let parsed =
+        sinter_loops::text::parse_program(&text, &|name| weights.get(name).cloned()).unwrap();
+    assert_eq!(parsed, program);
+    let options = sinter_loops::schedule::ScheduleOptions {
+        parallel: true,
+        ..Default::default()
+    };
+    let scheduled: Vec<String> = program
+        .calls
+        .iter()
+        .map(|call| {
+            let kernel = sinter_loops::schedule::schedule_kernel(&call.kernel, &options).unwrap();
+            sinter_loops::verify::verify_kernel(&kernel).unwrap();
+            sinter_loops::text::print_kernel(&kernel)
+        })
+        .collect();
+    assert!(scheduled[0].contains("parallel"), "{}", scheduled[0]);
+    insta::assert_snapshot!("tiled_gemm_scheduled", scheduled.join("\n"));
+}
