@@ -839,3 +839,57 @@ fn tiled_gemm_lowering_snapshot() {
     assert!(scheduled[0].contains("parallel"), "{}", scheduled[0]);
     insta::assert_snapshot!("tiled_gemm_scheduled", scheduled.join("\n"));
 }
+
+#[test]
+fn recurrent_layers_with_constant_weights_use_tiles_and_match_the_reference() {
+    // Hidden 5 with 4 gates is 20 rows: two full panels of 8 and a remainder of 4.
+    let (seq, batch, input, hidden) = (5usize, 2usize, 3usize, 5usize);
+    for (name, gates) in [("rnn", 1usize), ("lstm", 4), ("gru", 3)] {
+        for (direction, layout) in [("forward", 0), ("reverse", 1), ("bidirectional", 0)] {
+            let n_dir = if direction == "bidirectional" { 2 } else { 1 };
+            let mut attrs = vec![
+                ("hidden_size", AttrValue::Int(hidden as i64)),
+                ("direction", AttrValue::Ident(direction.into())),
+                ("layout", AttrValue::Int(layout)),
+            ];
+            if name == "gru" {
+                attrs.push((
+                    "linear_before_reset",
+                    AttrValue::Bool(direction == "reverse"),
+                ));
+            }
+            let x_shape = if layout == 0 {
+                [seq, batch, input]
+            } else {
+                [batch, seq, input]
+            };
+            let mut g = Graph::new("t");
+            let mut rng = SplitMix64::new(7);
+            let mut constant = |g: &mut Graph, name: &str, shape: &[usize]| {
+                Some(
+                    g.add_const(name, random_tensor(&mut rng, F32, shape))
+                        .unwrap(),
+                )
+            };
+            let x = Some(g.add_input("x", TensorType::fixed(F32, &x_shape)).unwrap());
+            let w = constant(&mut g, "w", &[n_dir, gates * hidden, input]);
+            let r = constant(&mut g, "r", &[n_dir, gates * hidden, hidden]);
+            let b = constant(&mut g, "b", &[n_dir, 2 * gates * hidden]);
+            // Random i32 lengths lie in [0, 4): some sequences are empty or short.
+            let lens = Some(
+                g.add_input("lens", TensorType::fixed(DType::I32, &[batch]))
+                    .unwrap(),
+            );
+            let outs = g
+                .add_op_inferred(op(name, &attrs), &[x, w, r, b, lens], None)
+                .unwrap();
+            for (idx, v) in outs.into_iter().enumerate() {
+                g.add_output(format!("out{idx}"), v).unwrap();
+            }
+            assert!(count_tiles(&g) > 0, "{name} {direction} is not tiled");
+            for seed in 0..2 {
+                check_graph(&g, seed, TOL);
+            }
+        }
+    }
+}
