@@ -893,3 +893,12 @@ fn recurrent_layers_with_constant_weights_use_tiles_and_match_the_reference() {
         }
     }
 }
+
+#[test]
+fn a_resize_to_an_empty_output_lowers_to_an_empty_kernel() {
+    let resize = op(
+        "resize",
+        &[("scales", AttrValue::Floats(vec![1.0, 1.0, 0.5]))],
+    );
+    check(resize, &[(F32, &[1, 1, 1])]);
+}
