@@ -141,9 +141,7 @@ fn lower_product_tiled(lw: &mut Lowerer, cx: &NodeCx, p: &Product) -> Result<(),
         }
     };
     let batched = p.batch.iter().product::<usize>() > 1;
-    let parts: &[Columns] = if batched {
-        &[Columns::All]
-    } else if n % NR == 0 || n < NR {
+    let parts: &[Columns] = if batched || n % NR == 0 || n < NR {
         &[Columns::All]
     } else {
         &[Columns::FullPanels, Columns::Remainder]
