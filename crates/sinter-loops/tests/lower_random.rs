@@ -902,3 +902,71 @@ fn a_resize_to_an_empty_output_lowers_to_an_empty_kernel() {
     );
     check(resize, &[(F32, &[1, 1, 1])]);
 }
+
+/// The kernel names of the lowered program of `graph`, in call order.
+fn kernel_names(graph: &Graph) -> Vec<String> {
+    let program = lower_graph(graph).unwrap();
+    program
+        .calls
+        .iter()
+        .map(|c| c.kernel.name.clone())
+        .collect()
+}
+
+#[test]
+fn elementwise_chains_fuse_into_tile_epilogues() {
+    // linear + bias + relu: one tile kernel (plus its remainder-columns kernel), no relu kernel.
+    let mut g = Graph::new("t");
+    let mut rng = SplitMix64::new(5);
+    let x = g.add_input("x", TensorType::fixed(F32, &[9, 6])).unwrap();
+    let w = g
+        .add_const("w", random_tensor(&mut rng, F32, &[6, 13]))
+        .unwrap();
+    let b = g
+        .add_const("b", random_tensor(&mut rng, F32, &[13]))
+        .unwrap();
+    let mm = g
+        .add_op_inferred(op("matmul", &[]), &[Some(x), Some(w)], None)
+        .unwrap()[0];
+    let add = g
+        .add_op_inferred(op("add", &[]), &[Some(mm), Some(b)], None)
+        .unwrap()[0];
+    let relu = g
+        .add_op_inferred(op("relu", &[]), &[Some(add)], None)
+        .unwrap()[0];
+    g.add_output("y", relu).unwrap();
+    assert_eq!(
+        kernel_names(&g),
+        ["matmul_add_relu", "matmul_cols_add_relu"]
+    );
+    check_graph(&g, 1, TOL);
+
+    // conv + relu + residual add + relu (a ResNet block's tail), batch 2.
+    let mut g = Graph::new("t");
+    let x = g
+        .add_input("x", TensorType::fixed(F32, &[2, 4, 6, 6]))
+        .unwrap();
+    let skip = g
+        .add_input("skip", TensorType::fixed(F32, &[2, 5, 6, 6]))
+        .unwrap();
+    let w = g
+        .add_const("w", random_tensor(&mut rng, F32, &[5, 4, 3, 3]))
+        .unwrap();
+    let bias = g
+        .add_const("bias", random_tensor(&mut rng, F32, &[5]))
+        .unwrap();
+    let conv = op("conv", &[("pads", ints(&[1, 1, 1, 1]))]);
+    let y = g
+        .add_op_inferred(conv, &[Some(x), Some(w), Some(bias)], None)
+        .unwrap()[0];
+    let y = g
+        .add_op_inferred(op("add", &[]), &[Some(y), Some(skip)], None)
+        .unwrap()[0];
+    let y = g
+        .add_op_inferred(op("relu", &[]), &[Some(y)], None)
+        .unwrap()[0];
+    g.add_output("y", y).unwrap();
+    assert_eq!(kernel_names(&g), ["conv_im2col", "conv_add_relu"]);
+    assert!(count_tiles(&g) > 0);
+    check_graph(&g, 2, TOL);
+}

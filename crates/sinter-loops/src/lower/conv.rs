@@ -424,6 +424,9 @@ fn lower_conv_tiled(lw: &mut Lowerer, cx: &NodeCx, g: &ConvGeometry) -> Result<(
     let w_group = (g.mg * depth) as i64;
     let y_image = (out.shape[1] * positions) as i64;
     let y_group = (g.mg * positions) as i64;
+    // An elementwise chain on the output (activation, residual add) joins the tiles' epilogue.
+    let view = [g.n_batch, out.shape[1], positions];
+    let chain = lw.take_epilogue(cx, 0, &view);
     // One image and group is one product; more of them make the outer loops (run in parallel).
     let parts: &[Columns] = if g.n_batch * g.group > 1 || positions % NR == 0 || positions < NR {
         &[Columns::All]
@@ -440,16 +443,27 @@ fn lower_conv_tiled(lw: &mut Lowerer, cx: &NodeCx, g: &ConvGeometry) -> Result<(
         let wb = kd.input(w);
         let bb = kd.input(&b_operand);
         let biasb = bias.map(|b| kd.input(b));
-        let yb = kd.output(out);
+        let y = kd.sink(out, chain.clone());
+        if y.inline_value(
+            Expr::f32(0.0),
+            &[Index::constant(0), Index::constant(0), Index::constant(0)],
+        )
+        .is_none()
+        {
+            return Err("the fused elementwise chain does not fit a tile epilogue".into());
+        }
+        let yb = y.buf;
         let mg = g.mg as i64;
         kd.kb.loops(&[g.n_batch, g.group], |kb, v| {
             let (nv, gv) = (v[0], v[1]);
-            let epilogue = |_: &mut KernelBuilder, acc: Expr, mi: &Index, _: &Index| match biasb {
-                Some(b) => Expr::add(
-                    acc,
-                    Expr::load(b, Index::affine([(gv, mg)], 0).plus(mi.clone())),
-                ),
-                None => acc,
+            let epilogue = |_: &mut KernelBuilder, acc: Expr, mi: &Index, ni: &Index| {
+                let channel = Index::affine([(gv, mg)], 0).plus(mi.clone());
+                let value = match biasb {
+                    Some(b) => Expr::add(acc, Expr::load(b, channel.clone())),
+                    None => acc,
+                };
+                y.inline_value(value, &[Index::var(nv), channel, ni.clone()])
+                    .expect("probed before the loops: f32 chains are expressions")
             };
             let nest = TileNest {
                 m: g.mg,
@@ -465,7 +479,8 @@ fn lower_conv_tiled(lw: &mut Lowerer, cx: &NodeCx, g: &ConvGeometry) -> Result<(
                 c: yb,
                 c_base: Index::affine([(nv, y_image), (gv, y_group)], 0),
                 c_m: positions as i64,
-                epilogue: biasb.is_some().then_some(&epilogue as &TileEpilogueFn),
+                epilogue: (biasb.is_some() || chain.is_some())
+                    .then_some(&epilogue as &TileEpilogueFn),
             };
             emit_tiles(kb, &nest, columns);
         });

@@ -15,7 +15,7 @@ use sinter_ir::{DType, GeluApprox, Op};
 use std::ops::{Add, Div, Mul, Sub};
 
 /// The scalar function of an elementwise op: its result from its operands' values, in slot order.
-pub(crate) type ScalarFn = Box<dyn Fn(&mut KernelBuilder, &[Expr]) -> Expr>;
+pub(crate) type ScalarFn = std::rc::Rc<dyn Fn(&mut KernelBuilder, &[Expr]) -> Expr>;
 
 /// The scalar function of the unary, binary or `where` op `op` on operands of `dtypes` (by slot),
 /// checked once here so that applying it cannot fail. Shared by [`lower`] and the fused epilogues.
@@ -39,23 +39,23 @@ pub(crate) fn scalar_fn(op: &Op, dtypes: &[DType]) -> Result<ScalarFn, String> {
     if arity == 1 {
         let dtype = dtypes[0];
         unary_expr(&op, dtype, Expr::f32(0.0))?;
-        return Ok(Box::new(move |_, args| {
+        return Ok(std::rc::Rc::new(move |_, args| {
             unary_expr(&op, dtype, args[0].clone()).expect("checked above")
         }));
     }
     if arity == 3 {
-        return Ok(Box::new(|_, args| {
+        return Ok(std::rc::Rc::new(|_, args| {
             Expr::select(args[0].clone(), args[1].clone(), args[2].clone())
         }));
     }
     let (da, db) = (dtypes[0], dtypes[1]);
     if matches!(op, Op::Pow {}) && da.is_int() && db.is_int() {
-        return Ok(Box::new(move |kb, args| {
+        return Ok(std::rc::Rc::new(move |kb, args| {
             int_pow(kb, da, args[0].clone(), args[1].clone())
         }));
     }
     binary_expr(&op, da, db, Expr::f32(0.0), Expr::f32(0.0))?;
-    Ok(Box::new(move |_, args| {
+    Ok(std::rc::Rc::new(move |_, args| {
         binary_expr(&op, da, db, args[0].clone(), args[1].clone()).expect("checked above")
     }))
 }

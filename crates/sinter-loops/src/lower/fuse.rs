@@ -136,6 +136,7 @@ fn broadcasts_into(shape: &[usize], target: &[usize]) -> bool {
 
 /// One absorbed node: its scalar function and its other operands, each with its strides over the
 /// view dims.
+#[derive(Clone)]
 struct Step {
     f: ScalarFn,
     slot: usize,
@@ -145,6 +146,9 @@ struct Step {
 }
 
 /// An elementwise chain a producer computes in its own nest (from [`Lowerer::take_epilogue`]).
+/// A producer split over several kernels (a tile nest and its remainder columns) binds a clone in
+/// each.
+#[derive(Clone)]
 pub(crate) struct Epilogue {
     steps: Vec<Step>,
     view: Vec<usize>,
@@ -397,14 +401,7 @@ impl OutputSink {
                         debug_assert_eq!(slot, step.slot);
                         value.clone()
                     }
-                    Some((buf, strides)) => {
-                        let index = coords
-                            .iter()
-                            .zip(strides)
-                            .filter(|(_, &s)| s != 0)
-                            .fold(Index::constant(0), |acc, (c, &s)| acc.plus(scaled(c, s)));
-                        Expr::load(*buf, index)
-                    }
+                    Some((buf, strides)) => Expr::load(*buf, operand_index(coords, strides)),
                 })
                 .collect();
             value = (step.f)(kb, &args);
@@ -412,11 +409,47 @@ impl OutputSink {
         value
     }
 
+    /// [`OutputSink::value`] as one expression, for a tile epilogue (which cannot hold statements):
+    /// the chained value is repeated where a step uses it more than once instead of being named.
+    /// Chains are f32 throughout (`plan_links`' dtype rule), and f32 scalar functions emit no
+    /// statements; a chain that would (an integer `pow`) gives `None`.
+    pub fn inline_value(&self, value: Expr, coords: &[Index]) -> Option<Expr> {
+        let mut scratch = KernelBuilder::new("inline", Vec::new());
+        let Some(epilogue) = &self.epilogue else {
+            return Some(value);
+        };
+        if coords.len() != epilogue.rank {
+            return None;
+        }
+        let mut value = value;
+        for step in &epilogue.steps {
+            let args: Vec<Expr> = step
+                .operands
+                .iter()
+                .map(|operand| match operand {
+                    None => value.clone(),
+                    Some((buf, strides)) => Expr::load(*buf, operand_index(coords, strides)),
+                })
+                .collect();
+            value = (step.f)(&mut scratch, &args);
+        }
+        scratch.finish().body.is_empty().then_some(value)
+    }
+
     /// Stores `value` (through the epilogue, see [`OutputSink::value`]) at `index` of the buffer.
     pub fn store(&self, kb: &mut KernelBuilder, index: Index, value: Expr, coords: &[Index]) {
         let value = self.value(kb, value, coords);
         kb.store(self.buf, index, value);
     }
+}
+
+/// The index of an operand with `strides` over the view at `coords`.
+fn operand_index(coords: &[Index], strides: &[i64]) -> Index {
+    coords
+        .iter()
+        .zip(strides)
+        .filter(|(_, &s)| s != 0)
+        .fold(Index::constant(0), |acc, (c, &s)| acc.plus(scaled(c, s)))
 }
 
 /// One coordinate per loop variable (`coords` for [`OutputSink::value`] when the loops walk the view).

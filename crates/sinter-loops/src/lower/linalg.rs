@@ -140,6 +140,10 @@ fn lower_product_tiled(lw: &mut Lowerer, cx: &NodeCx, p: &Product) -> Result<(),
             (packed, BLayout::Panels)
         }
     };
+    // An elementwise chain on the product (bias, activation, residual) joins the tiles' epilogue.
+    let mut view = p.batch.clone();
+    view.extend([m, n]);
+    let chain = lw.take_epilogue(cx, 0, &view);
     let batched = p.batch.iter().product::<usize>() > 1;
     let parts: &[Columns] = if batched || n % NR == 0 || n < NR {
         &[Columns::All]
@@ -159,8 +163,13 @@ fn lower_product_tiled(lw: &mut Lowerer, cx: &NodeCx, p: &Product) -> Result<(),
             .bias
             .as_ref()
             .map(|(beta, c, strides)| (*beta, kd.input(c), strides.clone()));
-        let y = kd.output(p.out);
+        let y = kd.sink(p.out, chain.clone());
         let alpha = p.alpha;
+        let probe = vec![Index::constant(0); view.len()];
+        if y.inline_value(Expr::f32(0.0), &probe).is_none() {
+            return Err("the fused elementwise chain does not fit a tile epilogue".into());
+        }
+        let y_buf = y.buf;
         kd.kb.loops(&p.batch, |kb, batch_vars| {
             let epilogue = |_: &mut KernelBuilder, acc: Expr, mi: &Index, ni: &Index| {
                 let mut value = acc;
@@ -180,9 +189,12 @@ fn lower_product_tiled(lw: &mut Lowerer, cx: &NodeCx, p: &Product) -> Result<(),
                     };
                     value = Expr::add(value, scaled_c);
                 }
-                value
+                let mut coords: Vec<Index> = batch_vars.iter().map(|&v| Index::var(v)).collect();
+                coords.extend([mi.clone(), ni.clone()]);
+                y.inline_value(value, &coords)
+                    .expect("probed before the loops: f32 chains are expressions")
             };
-            let needs_epilogue = alpha != 1.0 || bias.is_some();
+            let needs_epilogue = alpha != 1.0 || bias.is_some() || chain.is_some();
             let nest = TileNest {
                 m,
                 n,
@@ -194,7 +206,7 @@ fn lower_product_tiled(lw: &mut Lowerer, cx: &NodeCx, p: &Product) -> Result<(),
                 b,
                 b_base: Index::strided(batch_vars, &p.b_batch, 0),
                 b_layout,
-                c: y,
+                c: y_buf,
                 c_base: Index::strided(batch_vars, &p.out_batch, 0),
                 c_m: p.out_m,
                 epilogue: needs_epilogue.then_some(&epilogue as &TileEpilogueFn),
