@@ -392,6 +392,28 @@ pub struct Kernel {
 }
 
 impl Kernel {
+    /// A rough count of the work one call does: every store, assignment and `let` counts once
+    /// per iteration of its enclosing loops, a tile `rows * cols * depth` times. The runtime uses
+    /// it to decide whether splitting a parallel loop over threads pays for the dispatch.
+    pub fn work(&self) -> u64 {
+        fn block(stmts: &[Stmt]) -> u64 {
+            stmts.iter().map(stmt).fold(0, u64::saturating_add)
+        }
+        fn stmt(stmt: &Stmt) -> u64 {
+            match stmt {
+                Stmt::Loop(lp) => (lp.extent as u64).saturating_mul(block(&lp.body)),
+                Stmt::Let { .. } | Stmt::Assign { .. } | Stmt::Store { .. } => 1,
+                Stmt::If {
+                    then, otherwise, ..
+                } => 1 + block(then).max(block(otherwise)),
+                Stmt::MatTile(tile) => u64::from(tile.rows)
+                    .saturating_mul(u64::from(tile.cols))
+                    .saturating_mul(tile.depth as u64),
+            }
+        }
+        block(&self.body)
+    }
+
     pub fn buffer(&self, id: BufferId) -> &BufferDecl {
         &self.buffers[id.0 as usize]
     }
