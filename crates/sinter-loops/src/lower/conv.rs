@@ -12,7 +12,7 @@
 //! begin pad, which `same_*` may make negative) is read back with the bias added. Pads and output
 //! sizes follow sinter-ref's geometry exactly.
 
-use super::tiles::{emit_tiles, BLayout, Columns, TileEpilogueFn, TileNest, NR};
+use super::tiles::{emit_tiles, kernel_parts, BLayout, TileEpilogueFn, TileNest};
 use super::{cst, Lowerer, NodeCx, Operand};
 use crate::builder::{row_major_strides, KernelBuilder};
 use crate::ir::*;
@@ -428,17 +428,7 @@ fn lower_conv_tiled(lw: &mut Lowerer, cx: &NodeCx, g: &ConvGeometry) -> Result<(
     let view = [g.n_batch, out.shape[1], positions];
     let chain = lw.take_epilogue(cx, 0, &view);
     // One image and group is one product; more of them make the outer loops (run in parallel).
-    let parts: &[Columns] = if g.n_batch * g.group > 1 || positions % NR == 0 || positions < NR {
-        &[Columns::All]
-    } else {
-        &[Columns::FullPanels, Columns::Remainder]
-    };
-    for (part_idx, &columns) in parts.iter().enumerate() {
-        let stem = if part_idx == 0 {
-            cx.stem.clone()
-        } else {
-            format!("{}_cols", cx.stem)
-        };
+    for (stem, columns) in kernel_parts(&cx.stem, g.n_batch * g.group, positions) {
         let mut kd = lw.kernel(&stem, &[&cx.node]);
         let wb = kd.input(w);
         let bb = kd.input(&b_operand);

@@ -8,8 +8,8 @@
 //! wrap, exactly as sinter-ref's.
 
 use super::tiles::{
-    emit_pack, emit_tiles, pack_panels, scaled_index, BLayout, Columns, TileEpilogueFn, TileNest,
-    NR,
+    emit_pack, emit_tiles, kernel_parts, pack_panels, scaled_index, BLayout, TileEpilogueFn,
+    TileNest,
 };
 use super::{broadcast_strides, cst, Lowerer, NodeCx, Operand};
 use crate::builder::{row_major_strides, KernelBuilder};
@@ -144,18 +144,7 @@ fn lower_product_tiled(lw: &mut Lowerer, cx: &NodeCx, p: &Product) -> Result<(),
     let mut view = p.batch.clone();
     view.extend([m, n]);
     let chain = lw.take_epilogue(cx, 0, &view);
-    let batched = p.batch.iter().product::<usize>() > 1;
-    let parts: &[Columns] = if batched || n % NR == 0 || n < NR {
-        &[Columns::All]
-    } else {
-        &[Columns::FullPanels, Columns::Remainder]
-    };
-    for (part_idx, &columns) in parts.iter().enumerate() {
-        let stem = if part_idx == 0 {
-            cx.stem.clone()
-        } else {
-            format!("{}_cols", cx.stem)
-        };
+    for (stem, columns) in kernel_parts(&cx.stem, p.batch.iter().product(), n) {
         let mut kd = lw.kernel(&stem, &[&cx.node]);
         let a = kd.input(p.a);
         let b = kd.input(&b_operand);

@@ -195,30 +195,21 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
                 kb.store(c_s, hs(u), init(icb));
             });
             if let Some((wp, _)) = panels {
-                let bias = |_: &mut KernelBuilder, acc: Expr, _: &Index, n: &Index| match bb {
-                    Some(b) => Expr::add(
-                        acc,
-                        Expr::load(b, n.clone().plus(Index::constant(d_i * 2 * rows as i64))),
-                    ),
-                    None => acc,
-                };
-                let nest = TileNest {
-                    m: seq,
-                    n: rows,
-                    k: input,
-                    a: xb,
-                    a_base: Index::affine([(bv, x_b)], 0),
-                    a_m: x_t,
-                    a_k: 1,
-                    b: wp,
-                    b_base: Index::constant(d_i * (rows * input) as i64),
-                    b_layout: BLayout::Panels,
-                    c: gx,
-                    c_base: Index::constant(0),
-                    c_m: rows as i64,
-                    epilogue: bb.is_some().then_some(&bias as &TileEpilogueFn),
-                };
-                emit_tiles(kb, &nest, Columns::All);
+                emit_gate_product(
+                    kb,
+                    GateProduct {
+                        m: seq,
+                        k: input,
+                        rows,
+                        a: xb,
+                        a_base: Index::affine([(bv, x_b)], 0),
+                        a_m: x_t,
+                        panels: wp,
+                        panels_base: d_i * (rows * input) as i64,
+                        c: gx,
+                        bias: bb.map(|b| (b, d_i * 2 * rows as i64)),
+                    },
+                );
             }
             kb.loop_(seq, |kb, sv| {
                 // The time index with element stride `stride`.
@@ -250,35 +241,21 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
                 let step = |kb: &mut KernelBuilder| {
                     // Gate pre-activations: gx = W x + Wb, gh = R h + Rb.
                     if let Some((_, rp)) = panels {
-                        let bias = |_: &mut KernelBuilder, acc: Expr, _: &Index, n: &Index| match bb
-                        {
-                            Some(b) => Expr::add(
-                                acc,
-                                Expr::load(
-                                    b,
-                                    n.clone()
-                                        .plus(Index::constant(d_i * 2 * rows as i64 + rows as i64)),
-                                ),
-                            ),
-                            None => acc,
-                        };
-                        let nest = TileNest {
-                            m: 1,
-                            n: rows,
-                            k: hidden,
-                            a: h_s,
-                            a_base: Index::affine([(bv, h_i)], 0),
-                            a_m: h_i,
-                            a_k: 1,
-                            b: rp,
-                            b_base: Index::constant(d_i * (rows * hidden) as i64),
-                            b_layout: BLayout::Panels,
-                            c: gh,
-                            c_base: Index::constant(0),
-                            c_m: rows as i64,
-                            epilogue: bb.is_some().then_some(&bias as &TileEpilogueFn),
-                        };
-                        emit_tiles(kb, &nest, Columns::All);
+                        emit_gate_product(
+                            kb,
+                            GateProduct {
+                                m: 1,
+                                k: hidden,
+                                rows,
+                                a: h_s,
+                                a_base: Index::affine([(bv, h_i)], 0),
+                                a_m: h_i,
+                                panels: rp,
+                                panels_base: d_i * (rows * hidden) as i64,
+                                c: gh,
+                                bias: bb.map(|b| (b, d_i * 2 * rows as i64 + rows as i64)),
+                            },
+                        );
                     } else {
                         kb.loop_(rows, |kb, row| {
                             let wb_bias = bb.map_or(zero.clone(), |b| {
@@ -458,4 +435,45 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
     }
     lw.emit(k);
     Ok(())
+}
+
+/// One gate product of a direction: `c[t, row] = Σ_k a[t, k] · w[row, k] (+ bias[row])` for
+/// `t < m`, with `w` packed as the panels of its transpose and `c` row-major (`rows` wide).
+struct GateProduct {
+    m: usize,
+    k: usize,
+    rows: usize,
+    a: BufferId,
+    a_base: Index,
+    a_m: i64,
+    panels: BufferId,
+    /// Where this direction's panels start.
+    panels_base: i64,
+    c: BufferId,
+    /// The bias buffer and where this product's bias starts in it.
+    bias: Option<(BufferId, i64)>,
+}
+
+fn emit_gate_product(kb: &mut KernelBuilder, g: GateProduct) {
+    let bias = |_: &mut KernelBuilder, acc: Expr, _: &Index, n: &Index| match g.bias {
+        Some((b, offset)) => Expr::add(acc, Expr::load(b, n.clone().plus(Index::constant(offset)))),
+        None => acc,
+    };
+    let nest = TileNest {
+        m: g.m,
+        n: g.rows,
+        k: g.k,
+        a: g.a,
+        a_base: g.a_base.clone(),
+        a_m: g.a_m,
+        a_k: 1,
+        b: g.panels,
+        b_base: Index::constant(g.panels_base),
+        b_layout: BLayout::Panels,
+        c: g.c,
+        c_base: Index::constant(0),
+        c_m: g.rows as i64,
+        epilogue: g.bias.is_some().then_some(&bias as &TileEpilogueFn),
+    };
+    emit_tiles(kb, &nest, Columns::All);
 }

@@ -80,6 +80,21 @@ pub(crate) enum Columns {
     All,
 }
 
+/// How to split a tile nest over kernels, each with its kernel stem: with `outer` products (a
+/// batch loop around the nest) one kernel whose outer loop runs in parallel; otherwise, when `n`
+/// has both full panels and a remainder, the full panels (one loop over panels, parallel) and the
+/// last `n % NR` columns as a second kernel named `<stem>_cols`.
+pub(crate) fn kernel_parts(stem: &str, outer: usize, n: usize) -> Vec<(String, Columns)> {
+    if outer > 1 || n % NR == 0 || n < NR {
+        vec![(stem.to_string(), Columns::All)]
+    } else {
+        vec![
+            (stem.to_string(), Columns::FullPanels),
+            (format!("{stem}_cols"), Columns::Remainder),
+        ]
+    }
+}
+
 /// `index * factor` (an affine index without a dynamic term).
 pub(crate) fn scaled_index(index: &Index, factor: i64) -> Index {
     Index::affine(
