@@ -85,7 +85,7 @@ pub(crate) enum Columns {
 /// has both full panels and a remainder, the full panels (one loop over panels, parallel) and the
 /// last `n % NR` columns as a second kernel named `<stem>_cols`.
 pub(crate) fn kernel_parts(stem: &str, outer: usize, n: usize) -> Vec<(String, Columns)> {
-    if outer > 1 || n % NR == 0 || n < NR {
+    if outer > 1 || n.is_multiple_of(NR) || n < NR {
         vec![(stem.to_string(), Columns::All)]
     } else {
         vec![
