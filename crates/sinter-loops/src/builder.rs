@@ -119,6 +119,23 @@ impl KernelBuilder {
         nest(self, extents, &mut vars, &mut Some(body));
     }
 
+    /// A loop variable bound by no loop: a tile epilogue's row or column.
+    pub fn free_var(&mut self) -> LoopVar {
+        self.n_loop_vars += 1;
+        LoopVar(self.n_loop_vars - 1)
+    }
+
+    /// A local declared by no `let`: a tile epilogue's accumulator.
+    pub fn free_local(&mut self, dtype: DType) -> Local {
+        self.locals.push(dtype);
+        Local(self.locals.len() as u32 - 1)
+    }
+
+    /// Appends a matrix tile to the current block.
+    pub fn mat_tile(&mut self, tile: MatTile) {
+        self.push(Stmt::MatTile(Box::new(tile)));
+    }
+
     pub fn if_(
         &mut self,
         cond: Expr,

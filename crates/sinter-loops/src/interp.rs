@@ -229,7 +229,69 @@ impl Machine<'_> {
                 Scalar::Bool(false) => self.block(otherwise),
                 other => fail(format!("`if` condition is {}, not bool", other.dtype())),
             },
+            Stmt::MatTile(tile) => self.mat_tile(tile),
         }
+    }
+
+    /// A [`MatTile`] element by element: one fma chain per element in increasing `k`, the order the
+    /// JIT's microkernel uses, so the two agree bit for bit.
+    fn mat_tile(&mut self, tile: &MatTile) -> Eval<()> {
+        let (a_buf, a_base) = self.address(tile.a, &tile.a_index)?;
+        let (b_buf, b_base) = self.address(tile.b, &tile.b_index)?;
+        let (c_buf, c_base) = self.address(tile.c, &tile.c_index)?;
+        let element = |machine: &Self, buf: usize, base: usize, offset: i64| -> Eval<usize> {
+            let elem = base as i64 + offset;
+            let len = machine.buffers[buf].len();
+            if elem < 0 || elem as u64 >= len as u64 {
+                return fail(format!(
+                    "tile access {elem} of buffer b{buf} ({}) is outside 0..{len}",
+                    machine.kernel.buffers[buf].name
+                ));
+            }
+            Ok(elem as usize)
+        };
+        let f32_at = |machine: &Self, buf: usize, elem: usize| -> Eval<f32> {
+            match load(&machine.buffers[buf], elem) {
+                Scalar::F32(v) => Ok(v),
+                other => fail(format!("a tile operand is {}, not f32", other.dtype())),
+            }
+        };
+        for r in 0..i64::from(tile.rows) {
+            for c in 0..i64::from(tile.cols) {
+                let c_elem = element(self, c_buf, c_base, r * tile.c_row + c)?;
+                let mut acc = if tile.accumulate {
+                    f32_at(self, c_buf, c_elem)?
+                } else {
+                    0.0
+                };
+                for k in 0..tile.depth as i64 {
+                    let a_elem = element(self, a_buf, a_base, r * tile.a_row + k * tile.a_depth)?;
+                    let b_elem = element(self, b_buf, b_base, k * tile.b_depth + c)?;
+                    acc = f32_at(self, a_buf, a_elem)?.mul_add(f32_at(self, b_buf, b_elem)?, acc);
+                }
+                let value = match &tile.epilogue {
+                    None => Scalar::F32(acc),
+                    Some(epilogue) => {
+                        let (row, col) = (epilogue.row.0 as usize, epilogue.col.0 as usize);
+                        let acc_idx = epilogue.acc.0 as usize;
+                        if row >= self.vars.len() || col >= self.vars.len() {
+                            return fail("a tile epilogue variable is not declared");
+                        }
+                        if acc_idx >= self.locals.len() {
+                            return fail(format!("local {} is not declared", epilogue.acc));
+                        }
+                        self.vars[row] = r;
+                        self.vars[col] = c;
+                        self.locals[acc_idx] = Some(Scalar::F32(acc));
+                        let value = self.expr(&epilogue.value)?;
+                        self.locals[acc_idx] = None;
+                        value
+                    }
+                };
+                store(&mut self.buffers[c_buf], c_elem, value)?;
+            }
+        }
+        Ok(())
     }
 
     /// The buffer position and element index of an access, checked against the buffer's length.

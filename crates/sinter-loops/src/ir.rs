@@ -308,6 +308,72 @@ pub enum Stmt {
         then: Vec<Stmt>,
         otherwise: Vec<Stmt>,
     },
+    /// A register-blocked block of a matrix product (the GEMM microkernel); see [`MatTile`].
+    MatTile(Box<MatTile>),
+}
+
+/// The most rows a [`MatTile`] may have: 4 rows of 8 columns keep 8 accumulator vectors, 2 vectors
+/// of `b` and one broadcast of `a` live, under the 12 Cranelift keeps in registers without spilling
+/// (DESIGN.md, "Facts measured here").
+pub const MAX_TILE_ROWS: u32 = 4;
+
+/// The most columns a [`MatTile`] may have (two 4-lane vectors).
+pub const MAX_TILE_COLS: u32 = 8;
+
+/// `rows x cols` outputs of an f32 matrix product, computed in registers:
+///
+/// ```text
+/// for r < rows, c < cols:
+///     acc = accumulate ? c[c_at(r, c)] : 0.0
+///     for k < depth: acc = fma(a[a_at(r, k)], b[b_at(k, c)], acc)      (in increasing k)
+///     c[c_at(r, c)] = epilogue(acc, r, c)       (acc itself without an epilogue)
+///
+/// a_at(r, k) = a_index + r * a_row + k * a_depth      (any strides: `a` is read one scalar at a time)
+/// b_at(k, c) = b_index + k * b_depth + c              (contiguous in c: a packed panel or a matrix row)
+/// c_at(r, c) = c_index + r * c_row + c                (contiguous in c)
+/// ```
+///
+/// The statement is the product's inner kernel; the loops around it (over tiles, over blocks of
+/// `depth`) and the packing of panels into scratch buffers are ordinary loop IR. Every element is
+/// accumulated by the same fma chain in the same order whatever the tile size, so the interpreter
+/// and the JIT agree bit for bit.
+///
+/// Rules (checked by the verifier): `a`, `b`, `c` are f32 buffers, `c` is written (output or
+/// scratch) and no other access of the tile writes; `1 <= rows <= MAX_TILE_ROWS`,
+/// `1 <= cols <= MAX_TILE_COLS`, `depth >= 1`; the three base indices are affine (no data-dependent
+/// term) in the enclosing loops; every element the formulas reach is in bounds; a tile is never inside
+/// a vectorized loop.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatTile {
+    pub rows: u32,
+    pub cols: u32,
+    pub depth: usize,
+    pub a: BufferId,
+    pub a_index: Index,
+    pub a_row: i64,
+    pub a_depth: i64,
+    pub b: BufferId,
+    pub b_index: Index,
+    pub b_depth: i64,
+    pub c: BufferId,
+    pub c_index: Index,
+    pub c_row: i64,
+    /// Start from the values already in `c` (a later block of `depth`) instead of zero.
+    pub accumulate: bool,
+    pub epilogue: Option<TileEpilogue>,
+}
+
+/// What a [`MatTile`] stores instead of the bare sum: `value`, evaluated per element with `acc`
+/// holding the sum, `row` bound to `r` and `col` to `c`. It may load (bias, residual) but not store;
+/// `col` may appear only in load indices, with coefficient 0 or 1 (the JIT evaluates it four columns
+/// at a time, as in a vectorized loop). `row` and `col` are loop variables of the kernel used by no
+/// loop; `acc` is an f32 local declared nowhere else.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TileEpilogue {
+    pub row: LoopVar,
+    pub col: LoopVar,
+    pub acc: Local,
+    pub value: Expr,
 }
 
 /// One unit of code generation.
@@ -326,6 +392,28 @@ pub struct Kernel {
 }
 
 impl Kernel {
+    /// A rough count of the work one call does: every store, assignment and `let` counts once
+    /// per iteration of its enclosing loops, a tile `rows * cols * depth` times. The runtime uses
+    /// it to decide whether splitting a parallel loop over threads pays for the dispatch.
+    pub fn work(&self) -> u64 {
+        fn block(stmts: &[Stmt]) -> u64 {
+            stmts.iter().map(stmt).fold(0, u64::saturating_add)
+        }
+        fn stmt(stmt: &Stmt) -> u64 {
+            match stmt {
+                Stmt::Loop(lp) => (lp.extent as u64).saturating_mul(block(&lp.body)),
+                Stmt::Let { .. } | Stmt::Assign { .. } | Stmt::Store { .. } => 1,
+                Stmt::If {
+                    then, otherwise, ..
+                } => 1 + block(then).max(block(otherwise)),
+                Stmt::MatTile(tile) => u64::from(tile.rows)
+                    .saturating_mul(u64::from(tile.cols))
+                    .saturating_mul(tile.depth as u64),
+            }
+        }
+        block(&self.body)
+    }
+
     pub fn buffer(&self, id: BufferId) -> &BufferDecl {
         &self.buffers[id.0 as usize]
     }

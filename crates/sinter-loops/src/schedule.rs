@@ -130,9 +130,10 @@ pub fn schedule_kernel(
     Ok(out)
 }
 
+/// Whether `stmt` is or contains a loop (a matrix tile counts: it is loops over its depth).
 fn contains_loop(stmt: &Stmt) -> bool {
     match stmt {
-        Stmt::Loop(_) => true,
+        Stmt::Loop(_) | Stmt::MatTile(_) => true,
         Stmt::If {
             then, otherwise, ..
         } => then.iter().chain(otherwise).any(contains_loop),
@@ -195,6 +196,14 @@ impl Substitution<'_> {
                     self.expr(cond)?;
                     self.stmts(then)?;
                     self.stmts(otherwise)?;
+                }
+                Stmt::MatTile(tile) => {
+                    self.index(&mut tile.a_index)?;
+                    self.index(&mut tile.b_index)?;
+                    self.index(&mut tile.c_index)?;
+                    if let Some(epilogue) = &mut tile.epilogue {
+                        self.expr(&mut epilogue.value)?;
+                    }
                 }
             }
         }

@@ -314,6 +314,38 @@ impl StmtPrinter<'_> {
                 write_expr(out, init);
                 out.push('\n');
             }
+            Stmt::MatTile(tile) => {
+                write_stmt(out, stmt);
+                out.push('\n');
+                indent(out, depth + 1);
+                let _ = write!(out, "a {}[", tile.a);
+                write_index(out, &tile.a_index);
+                let _ = writeln!(out, "] row {} k {}", tile.a_row, tile.a_depth);
+                indent(out, depth + 1);
+                let _ = write!(out, "b {}[", tile.b);
+                write_index(out, &tile.b_index);
+                let _ = writeln!(out, "] k {}", tile.b_depth);
+                indent(out, depth + 1);
+                let _ = write!(out, "c {}[", tile.c);
+                write_index(out, &tile.c_index);
+                let _ = write!(out, "] row {}", tile.c_row);
+                if tile.accumulate {
+                    out.push_str(" accumulate");
+                }
+                out.push('\n');
+                if let Some(epilogue) = &tile.epilogue {
+                    indent(out, depth + 1);
+                    let _ = write!(
+                        out,
+                        "epilogue row {} col {} acc {} = ",
+                        epilogue.row, epilogue.col, epilogue.acc
+                    );
+                    write_expr(out, &epilogue.value);
+                    out.push('\n');
+                }
+                indent(out, depth);
+                out.push_str("}\n");
+            }
             _ => {
                 write_stmt(out, stmt);
                 out.push('\n');
@@ -344,6 +376,13 @@ fn write_stmt(out: &mut String, stmt: &Stmt) {
             out.push_str("if ");
             write_expr(out, cond);
             out.push_str(" {");
+        }
+        Stmt::MatTile(tile) => {
+            let _ = write!(
+                out,
+                "tile rows {} cols {} depth {} {{",
+                tile.rows, tile.cols, tile.depth
+            );
         }
     }
 }
@@ -1425,6 +1464,9 @@ impl<'a> Parser<'a> {
                 otherwise,
             });
         }
+        if self.at_keyword("tile") {
+            return self.mat_tile(scope);
+        }
         if let Some(id) = self.peek_id('v') {
             let pos = self.bump().pos;
             scope.used_locals.entry(id).or_insert(pos);
@@ -1448,6 +1490,114 @@ impl<'a> Parser<'a> {
             });
         }
         Err(self.unexpected("a statement (`for`, `let`, `if`, `vN = ...`, `bN[...] = ...`) or `}`"))
+    }
+
+    /// `tile rows R cols C depth K { a bA[..] row R k K  b bB[..] k K  c bC[..] row R [accumulate]
+    /// [epilogue row iR col iC acc vA = expr] }`, after `tile`.
+    fn mat_tile(&mut self, scope: &mut KernelScope) -> PResult<Stmt> {
+        self.bump();
+        let shape_pos = self.peek.pos;
+        self.expect_keyword("rows", "after `tile`")?;
+        let rows = self.uint::<u32>("the tile's rows")?;
+        self.expect_keyword("cols", "after the tile's rows")?;
+        let cols = self.uint::<u32>("the tile's columns")?;
+        if rows == 0 || cols == 0 {
+            return Err(self.err(shape_pos, "a tile has at least one row and one column"));
+        }
+        self.expect_keyword("depth", "after the tile's shape")?;
+        let depth = self.uint::<usize>("the tile's depth")?;
+        self.expect_punct("{", "to open the tile")?;
+        self.expect_keyword("a", "to give the tile's `a` operand")?;
+        let (a, a_index) = self.buffer_access(scope)?;
+        self.expect_keyword("row", "after `a`'s index")?;
+        let a_row = self.int_i64("`a`'s row stride")?;
+        self.expect_keyword("k", "after `a`'s row stride")?;
+        let a_depth = self.int_i64("`a`'s depth stride")?;
+        self.expect_keyword("b", "to give the tile's `b` operand")?;
+        let (b, b_index) = self.buffer_access(scope)?;
+        self.expect_keyword("k", "after `b`'s index")?;
+        let b_depth = self.int_i64("`b`'s depth stride")?;
+        self.expect_keyword("c", "to give the tile's result `c`")?;
+        let (c, c_index) = self.buffer_access(scope)?;
+        self.expect_keyword("row", "after `c`'s index")?;
+        let c_row = self.int_i64("`c`'s row stride")?;
+        let accumulate = self.at_keyword("accumulate");
+        if accumulate {
+            self.bump();
+        }
+        let epilogue = if self.at_keyword("epilogue") {
+            self.bump();
+            self.expect_keyword("row", "after `epilogue`")?;
+            let row = self.loop_var_ref()?;
+            self.expect_keyword("col", "after the row variable")?;
+            let col = self.loop_var_ref()?;
+            self.expect_keyword("acc", "after the column variable")?;
+            let Some(acc) = self.peek_id('v') else {
+                return Err(self.unexpected("the accumulator local like `v0`"));
+            };
+            let pos = self.bump().pos;
+            scope.used_locals.entry(acc).or_insert(pos);
+            self.expect_punct("=", "before the epilogue's value")?;
+            let value = self.expr(scope)?;
+            Some(TileEpilogue {
+                row,
+                col,
+                acc: Local(acc),
+                value,
+            })
+        } else {
+            None
+        };
+        self.expect_punct("}", "to close the tile")?;
+        Ok(Stmt::MatTile(Box::new(MatTile {
+            rows,
+            cols,
+            depth,
+            a,
+            a_index,
+            a_row,
+            a_depth,
+            b,
+            b_index,
+            b_depth,
+            c,
+            c_index,
+            c_row,
+            accumulate,
+            epilogue,
+        })))
+    }
+
+    /// `bN[index]`.
+    fn buffer_access(&mut self, scope: &mut KernelScope) -> PResult<(BufferId, Index)> {
+        let Some(id) = self.peek_id('b') else {
+            return Err(self.unexpected("a buffer like `b0`"));
+        };
+        self.bump();
+        self.expect_punct("[", "to index the buffer")?;
+        Ok((BufferId(id), self.index(scope)?))
+    }
+
+    /// `iN`, a loop variable named without binding a loop.
+    fn loop_var_ref(&mut self) -> PResult<LoopVar> {
+        let Some(id) = self.peek_id('i') else {
+            return Err(self.unexpected("a loop variable like `i0`"));
+        };
+        self.bump();
+        Ok(LoopVar(id))
+    }
+
+    /// A signed integer that fits i64 (`-3`, `512`).
+    fn int_i64(&mut self, what: &str) -> PResult<i64> {
+        let negative = self.eat_punct("-");
+        let pos = self.peek.pos;
+        let magnitude = self.uint::<u128>(what)?;
+        let value = if negative {
+            -(magnitude as i128)
+        } else {
+            magnitude as i128
+        };
+        i64::try_from(value).map_err(|_| self.err(pos, format!("{what} does not fit i64")))
     }
 
     /// An index up to and including the closing `]`.

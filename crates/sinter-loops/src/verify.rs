@@ -164,6 +164,12 @@ pub enum VerifyError {
         stmt: String,
         reason: String,
     },
+    #[error("kernel `{kernel}`: `{stmt}`: invalid matrix tile: {reason}")]
+    TileInvalid {
+        kernel: String,
+        stmt: String,
+        reason: String,
+    },
     #[error(
         "kernel `{kernel}`: `{stmt}`: a parallel loop must be the kernel's only top-level statement"
     )]
@@ -309,8 +315,9 @@ fn describe_buffer(kernel: &Kernel, buf: BufferId) -> String {
 struct Checker<'k> {
     kernel: &'k Kernel,
     errors: Vec<VerifyError>,
-    /// The enclosing loops, outermost first.
-    loops: Vec<&'k Loop>,
+    /// The variables of the enclosing loops with their extents, outermost first (a tile epilogue's
+    /// `row` and `col` count as loops over the tile's rows and columns).
+    loops: Vec<(LoopVar, usize)>,
     bound: Vec<bool>,
     declared: Vec<bool>,
     in_scope: Vec<bool>,
@@ -349,7 +356,7 @@ impl<'k> Checker<'k> {
                     }),
                     Some(flag) => *flag = true,
                 }
-                self.loops.push(lp);
+                self.loops.push((lp.var, lp.extent));
                 self.block(&lp.body, false);
                 self.loops.pop();
             }
@@ -431,6 +438,176 @@ impl<'k> Checker<'k> {
                 self.block(then, false);
                 self.block(otherwise, false);
             }
+            Stmt::MatTile(tile) => self.mat_tile(stmt, tile),
+        }
+    }
+
+    /// The rules of [`MatTile`]: shape limits, f32 operands, a writable `c`, affine base indices,
+    /// every element in bounds, and an epilogue that reads only and vectorizes over `col`.
+    fn mat_tile(&mut self, stmt: &'k Stmt, tile: &'k MatTile) {
+        let invalid = |checker: &Self, reason: String| VerifyError::TileInvalid {
+            kernel: checker.name(),
+            stmt: stmt_head(stmt),
+            reason,
+        };
+        if !(1..=MAX_TILE_ROWS).contains(&tile.rows) || !(1..=MAX_TILE_COLS).contains(&tile.cols) {
+            self.errors.push(invalid(
+                self,
+                format!(
+                    "a tile is {}x{}; it must be 1..={MAX_TILE_ROWS} rows by 1..={MAX_TILE_COLS} columns",
+                    tile.rows, tile.cols
+                ),
+            ));
+        }
+        if tile.depth == 0 {
+            self.errors
+                .push(invalid(self, "a tile's depth must be at least 1".into()));
+        }
+        let (rows, cols, depth) = (tile.rows as usize, tile.cols as usize, tile.depth.max(1));
+        let operands = [
+            ("a", tile.a, &tile.a_index),
+            ("b", tile.b, &tile.b_index),
+            ("c", tile.c, &tile.c_index),
+        ];
+        for (what, buf, index) in operands {
+            if index.dynamic.is_some() {
+                self.errors.push(invalid(
+                    self,
+                    format!("the index of `{what}` has a data-dependent term"),
+                ));
+            }
+            if let Some(decl) = self.kernel.buffers.get(buf.0 as usize) {
+                if decl.dtype != DType::F32 {
+                    self.errors.push(invalid(
+                        self,
+                        format!(
+                            "`{what}` is {}, a tile computes in f32",
+                            describe_buffer(self.kernel, buf)
+                        ),
+                    ));
+                }
+            }
+        }
+        // Elements are stored while others are still being computed (one at a time in the
+        // interpreter, a row of vectors at a time in the JIT), so `c` must not be read in any other way.
+        if tile.a == tile.c || tile.b == tile.c {
+            self.errors.push(invalid(
+                self,
+                format!("{} is both an operand and the result", tile.c),
+            ));
+        }
+        self.access_plus(
+            stmt,
+            tile.a,
+            &tile.a_index,
+            &[(tile.a_row, rows), (tile.a_depth, depth)],
+        );
+        self.access_plus(
+            stmt,
+            tile.b,
+            &tile.b_index,
+            &[(tile.b_depth, depth), (1, cols)],
+        );
+        self.access_plus(
+            stmt,
+            tile.c,
+            &tile.c_index,
+            &[(tile.c_row, rows), (1, cols)],
+        );
+        if let Some(decl) = self.kernel.buffers.get(tile.c.0 as usize) {
+            if matches!(decl.role, BufferRole::Input | BufferRole::Weight) {
+                self.errors.push(VerifyError::StoreToReadOnly {
+                    kernel: self.name(),
+                    stmt: stmt_head(stmt),
+                    buffer: describe_buffer(self.kernel, tile.c),
+                    role: decl.role,
+                });
+            }
+        }
+        let Some(epilogue) = &tile.epilogue else {
+            return;
+        };
+        // `row` and `col` are bound by the tile itself, like loops over its rows and columns.
+        for var in [epilogue.row, epilogue.col] {
+            match self.bound.get_mut(var.0 as usize) {
+                None => self.errors.push(VerifyError::UnknownLoopVar {
+                    kernel: self.kernel.name.clone(),
+                    stmt: stmt_head(stmt),
+                    var,
+                    n_loop_vars: self.kernel.n_loop_vars,
+                }),
+                Some(true) => self.errors.push(VerifyError::LoopVarRebound {
+                    kernel: self.kernel.name.clone(),
+                    stmt: stmt_head(stmt),
+                    var,
+                }),
+                Some(flag) => *flag = true,
+            }
+        }
+        if epilogue.row == epilogue.col {
+            self.errors.push(invalid(
+                self,
+                "the epilogue's row and column variables are the same".into(),
+            ));
+        }
+        // `acc` is declared by the tile, for the epilogue only.
+        let acc_idx = self.local_idx(stmt, epilogue.acc);
+        if let Some(idx) = acc_idx {
+            if self.declared[idx] {
+                self.errors.push(VerifyError::LocalRedeclared {
+                    kernel: self.name(),
+                    stmt: stmt_head(stmt),
+                    local: epilogue.acc,
+                });
+            }
+            self.declared[idx] = true;
+            self.check_local_dtype(stmt, epilogue.acc, Some(DType::F32));
+        }
+        self.loops.push((epilogue.row, rows));
+        self.loops.push((epilogue.col, cols));
+        let previously_in_scope =
+            acc_idx.map(|idx| std::mem::replace(&mut self.in_scope[idx], true));
+        let value = self.expr(stmt, &epilogue.value);
+        if let (Some(idx), Some(was)) = (acc_idx, previously_in_scope) {
+            self.in_scope[idx] = was;
+        }
+        self.loops.pop();
+        self.loops.pop();
+        if let Some(dtype) = value {
+            if dtype != DType::F32 {
+                self.errors.push(VerifyError::StoreDtype {
+                    kernel: self.name(),
+                    stmt: stmt_head(stmt),
+                    buffer: describe_buffer(self.kernel, tile.c),
+                    expected: DType::F32,
+                    value: dtype,
+                });
+            }
+        }
+        if expr_loads(&epilogue.value, tile.c) {
+            self.errors.push(invalid(
+                self,
+                format!("the epilogue reads {}, the tile's result", tile.c),
+            ));
+        }
+        let mut dep_locals = vec![false; self.kernel.locals.len()];
+        if let Some(idx) = acc_idx {
+            dep_locals[idx] = true;
+        }
+        let mut reasons = Vec::new();
+        check_vector_expr(
+            self.kernel,
+            &epilogue.value,
+            epilogue.col,
+            &dep_locals,
+            &mut reasons,
+        );
+        reasons.dedup();
+        for reason in reasons {
+            self.errors.push(invalid(
+                self,
+                format!("the epilogue cannot run four columns at a time: {reason}"),
+            ));
         }
     }
 
@@ -514,8 +691,8 @@ impl<'k> Checker<'k> {
             });
             return None;
         }
-        match self.loops.iter().find(|lp| lp.var == var) {
-            Some(lp) => Some(lp.extent),
+        match self.loops.iter().find(|(v, _)| *v == var) {
+            Some(&(_, extent)) => Some(extent),
             None => {
                 self.errors.push(VerifyError::LoopVarOutOfScope {
                     kernel: self.name(),
@@ -529,6 +706,12 @@ impl<'k> Checker<'k> {
 
     /// Checks an index into `buf`: ids, normalization, the dynamic term, and the bounds proof.
     fn access(&mut self, stmt: &Stmt, buf: BufferId, index: &Index) {
+        self.access_plus(stmt, buf, index, &[]);
+    }
+
+    /// [`Self::access`] of `index + Σ coeff * t` for every `(coeff, extent)` in `extra`, with `t` in
+    /// `0..extent` (the row, column and depth offsets of a tile).
+    fn access_plus(&mut self, stmt: &Stmt, buf: BufferId, index: &Index, extra: &[(i64, usize)]) {
         let decl = self.kernel.buffers.get(buf.0 as usize);
         if decl.is_none() {
             self.errors.push(VerifyError::UnknownBuffer {
@@ -559,6 +742,11 @@ impl<'k> Checker<'k> {
                 None => provable = false,
             }
         }
+        for &(coeff, extent) in extra {
+            let (lo, hi) = term_range(coeff, extent as i128);
+            min += lo;
+            max += hi;
+        }
         if let Some(dynamic) = &index.dynamic {
             let value = self.expr(stmt, &dynamic.value);
             let dyn_error = |checker: &Self, reason: String| VerifyError::DynamicTerm {
@@ -588,7 +776,7 @@ impl<'k> Checker<'k> {
             }
         }
         // Accesses under a loop of extent 0 never run.
-        let reachable = self.loops.iter().all(|lp| lp.extent > 0);
+        let reachable = self.loops.iter().all(|&(_, extent)| extent > 0);
         if let (Some(decl), true, true) = (decl, provable, reachable) {
             if min < 0 || max >= decl.len as i128 {
                 self.errors.push(VerifyError::IndexOutOfBounds {
@@ -744,8 +932,29 @@ impl<'k> Checker<'k> {
 
 /// The range of `coeff * x` for `x` in `0..=extent-1` (`extent > 0`).
 fn term_range(coeff: i64, extent: i128) -> (i128, i128) {
-    let last = i128::from(coeff) * (extent - 1).max(0);
-    (last.min(0), last.max(0))
+    term_range_wide(i128::from(coeff), extent)
+}
+
+/// Whether `expr` loads from `buf`.
+fn expr_loads(expr: &Expr, buf: BufferId) -> bool {
+    match expr {
+        Expr::Const(_) | Expr::Var(_) | Expr::Local(_) => false,
+        Expr::Load { buf: b, index } => {
+            *b == buf
+                || index
+                    .dynamic
+                    .as_ref()
+                    .is_some_and(|d| expr_loads(&d.value, buf))
+        }
+        Expr::Unary(_, a) | Expr::Cast(_, a) => expr_loads(a, buf),
+        Expr::Binary(_, a, b) | Expr::Cmp(_, a, b) => expr_loads(a, buf) || expr_loads(b, buf),
+        Expr::Fma(a, b, c)
+        | Expr::Select {
+            cond: a,
+            then: b,
+            otherwise: c,
+        } => expr_loads(a, buf) || expr_loads(b, buf) || expr_loads(c, buf),
+    }
 }
 
 /// Whether `expr` depends on the vectorized variable `var`, given the locals known to depend on it.
@@ -874,6 +1083,9 @@ pub fn vectorize_violations(kernel: &Kernel, lp: &Loop) -> Vec<String> {
             }
             check_expr(value, &mut reasons);
         }
+        Stmt::MatTile(_) => {
+            reasons.push("it contains a matrix tile (a tile is already vector code)".into());
+        }
         Stmt::If { cond, .. } => {
             if depends_on(cond, var, &dep_locals) {
                 reasons.push(format!(
@@ -982,7 +1194,51 @@ struct Access {
     coeff: i64,
     /// The range of the rest of the index (offset and every other variable).
     rest: (i128, i128),
+    /// The rest as `offset` and `(coefficient, extent)` terms, for the modular proof.
+    offset: i128,
+    terms: Vec<(i128, i128)>,
     has_dynamic: bool,
+}
+
+/// The modular disjointness proof for the accesses `list` of one buffer with parallel coefficient
+/// `coeff > 0` over `extent` iterations: some modulus `m` splits every index into `q*m + r` where
+/// `q` collects the terms whose coefficients are multiples of `m` (any range) and
+/// `r = coeff*p + w` collects the rest, with `0 <= r < m` always and every `w` in one window
+/// narrower than `coeff`. Then `r`, and so the element, differs between iterations. This is the
+/// shape of a tile nest's stores: rows `m` apart, each iteration's columns in its own window.
+fn modular_disjoint(list: &[Access], coeff: i128, extent: i128) -> bool {
+    let mut candidates: Vec<i128> = list
+        .iter()
+        .flat_map(|a| a.terms.iter().map(|&(c, _)| c.abs()))
+        .filter(|&c| c > coeff)
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    candidates.into_iter().any(|m| {
+        let (mut lo_all, mut hi_all) = (i128::MAX, i128::MIN);
+        for access in list {
+            let (mut lo, mut hi) = (access.offset.rem_euclid(m), access.offset.rem_euclid(m));
+            for &(c, e) in &access.terms {
+                if c % m == 0 {
+                    continue;
+                }
+                let (a, b) = term_range_wide(c, e);
+                lo += a;
+                hi += b;
+            }
+            if lo < 0 || coeff * (extent - 1) + hi >= m {
+                return false;
+            }
+            lo_all = lo_all.min(lo);
+            hi_all = hi_all.max(hi);
+        }
+        hi_all - lo_all < coeff
+    })
+}
+
+fn term_range_wide(coeff: i128, extent: i128) -> (i128, i128) {
+    let last = coeff * (extent - 1).max(0);
+    (last.min(0), last.max(0))
 }
 
 /// Why the iterations of the parallel loop `lp` might touch the same element of a buffer one of them
@@ -1019,7 +1275,9 @@ pub fn parallel_violation(lp: &Loop) -> Result<(), String> {
         }
         let lo = list.iter().map(|a| a.rest.0).min().unwrap_or(0);
         let hi = list.iter().map(|a| a.rest.1).max().unwrap_or(0);
-        if hi - lo >= i128::from(coeff).abs() {
+        if hi - lo >= i128::from(coeff).abs()
+            && !(coeff > 0 && modular_disjoint(list, i128::from(coeff), lp.extent as i128))
+        {
             return Err(format!(
                 "each iteration touches a window of {} elements of {buf}, wider than the stride {} of {}",
                 hi - lo + 1,
@@ -1045,7 +1303,26 @@ fn collect_accesses(
         inner: &[(LoopVar, usize)],
         out: &mut BTreeMap<BufferId, Vec<Access>>,
     ) {
+        record_plus(buf, index, &[], is_store, par, inner, out);
+    }
+    /// `index + Σ coeff * t` for `(coeff, extent)` in `extra`, `t` in `0..extent` (tile offsets).
+    fn record_plus(
+        buf: BufferId,
+        index: &Index,
+        extra: &[(i64, usize)],
+        is_store: bool,
+        par: LoopVar,
+        inner: &[(LoopVar, usize)],
+        out: &mut BTreeMap<BufferId, Vec<Access>>,
+    ) {
         let (mut lo, mut hi) = (i128::from(index.offset), i128::from(index.offset));
+        let mut terms = Vec::new();
+        for &(coeff, extent) in extra {
+            let (a, b) = term_range(coeff, extent as i128);
+            lo += a;
+            hi += b;
+            terms.push((i128::from(coeff), extent as i128));
+        }
         for &(var, coeff) in &index.terms {
             if var == par {
                 continue;
@@ -1059,11 +1336,14 @@ fn collect_accesses(
             let (a, b) = term_range(coeff, extent);
             lo += a;
             hi += b;
+            terms.push((i128::from(coeff), extent));
         }
         out.entry(buf).or_default().push(Access {
             is_store,
             coeff: index.coeff(par),
             rest: (lo, hi),
+            offset: i128::from(index.offset),
+            terms,
             has_dynamic: index.dynamic.is_some(),
         });
     }
@@ -1127,6 +1407,22 @@ fn collect_accesses(
                 exprs(cond, par, inner, out);
                 collect_accesses(then, par, inner, out);
                 collect_accesses(otherwise, par, inner, out);
+            }
+            Stmt::MatTile(tile) => {
+                let (rows, cols, depth) = (tile.rows as usize, tile.cols as usize, tile.depth);
+                let a_extra = [(tile.a_row, rows), (tile.a_depth, depth)];
+                record_plus(tile.a, &tile.a_index, &a_extra, false, par, inner, out);
+                let b_extra = [(tile.b_depth, depth), (1, cols)];
+                record_plus(tile.b, &tile.b_index, &b_extra, false, par, inner, out);
+                let c_extra = [(tile.c_row, rows), (1, cols)];
+                record_plus(tile.c, &tile.c_index, &c_extra, true, par, inner, out);
+                if let Some(epilogue) = &tile.epilogue {
+                    inner.push((epilogue.row, rows));
+                    inner.push((epilogue.col, cols));
+                    exprs(&epilogue.value, par, inner, out);
+                    inner.pop();
+                    inner.pop();
+                }
             }
         }
     }

@@ -662,3 +662,311 @@ fn attention_matches_the_reference() {
         ],
     );
 }
+
+/// `op` over inputs that are graph inputs (`false`) or seeded random constants (`true`): constant
+/// right-hand operands are packed into panels when the program is built, inputs by a kernel.
+fn graph_with_consts(op: Op, inputs: &[(&[usize], bool)]) -> Graph {
+    let mut g = Graph::new("t");
+    let mut rng = SplitMix64::new(99);
+    let values: Vec<Option<Value>> = inputs
+        .iter()
+        .enumerate()
+        .map(|(idx, &(shape, is_const))| {
+            Some(if is_const {
+                g.add_const(format!("w{idx}"), random_tensor(&mut rng, F32, shape))
+                    .unwrap()
+            } else {
+                g.add_input(format!("in{idx}"), TensorType::fixed(F32, shape))
+                    .unwrap()
+            })
+        })
+        .collect();
+    let outs = g.add_op_inferred(op, &values, None).unwrap();
+    g.add_output("out0", outs[0]).unwrap();
+    g
+}
+
+/// How many register tiles the lowered program of `graph` contains.
+fn count_tiles(graph: &Graph) -> usize {
+    fn walk(stmts: &[sinter_loops::Stmt]) -> usize {
+        stmts
+            .iter()
+            .map(|s| match s {
+                sinter_loops::Stmt::MatTile(_) => 1,
+                sinter_loops::Stmt::Loop(lp) => walk(&lp.body),
+                sinter_loops::Stmt::If {
+                    then, otherwise, ..
+                } => walk(then) + walk(otherwise),
+                _ => 0,
+            })
+            .sum()
+    }
+    let program = lower_graph(graph).unwrap();
+    program.calls.iter().map(|c| walk(&c.kernel.body)).sum()
+}
+
+#[test]
+fn tiled_products_match_the_reference() {
+    // Sizes around the 4x8 tile: full tiles only, remainder rows, remainder columns, both, and
+    // fewer than one tile of columns; constant and computed right-hand sides; batch broadcast.
+    let matmuls: [(&[usize], &[usize], bool); 8] = [
+        (&[8, 16], &[16, 16], false),
+        (&[13, 7], &[7, 21], false),
+        (&[13, 7], &[7, 21], true),
+        (&[40, 9], &[9, 19], false),
+        (&[6, 5], &[5, 3], true),
+        (&[2, 9, 6], &[6, 11], true),
+        (&[3, 1, 5, 4], &[2, 4, 9], false),
+        (&[1, 33], &[33, 40], false),
+    ];
+    for (a, b, b_const) in matmuls {
+        let graph = graph_with_consts(op("matmul", &[]), &[(a, false), (b, b_const)]);
+        assert!(count_tiles(&graph) > 0, "matmul {a:?} x {b:?} is not tiled");
+        check_graph(&graph, 1, TOL);
+    }
+    // Gemm: transposed operands, alpha, beta with a broadcast c, constant b (packed transposed).
+    for (trans_a, trans_b, b_const) in [
+        (false, true, true),
+        (true, false, false),
+        (true, true, false),
+    ] {
+        let (m, k, n) = (11, 6, 13);
+        let a_shape = if trans_a { [k, m] } else { [m, k] };
+        let b_shape = if trans_b { [n, k] } else { [k, n] };
+        let gemm = op(
+            "gemm",
+            &[
+                ("alpha", AttrValue::Float(0.5)),
+                ("beta", AttrValue::Float(-2.0)),
+                ("trans_a", AttrValue::Bool(trans_a)),
+                ("trans_b", AttrValue::Bool(trans_b)),
+            ],
+        );
+        let graph = graph_with_consts(
+            gemm,
+            &[(&a_shape, false), (&b_shape, b_const), (&[n], true)],
+        );
+        assert!(count_tiles(&graph) > 0);
+        check_graph(&graph, 2, TOL);
+    }
+    // Convolutions as implicit GEMM: padded 3x3, strided, dilated, grouped, pointwise (x is the
+    // matrix itself), 1-d, batch 2; depthwise stays a direct nest.
+    let conv = |attrs: &[(&str, AttrValue)], x: &[usize], w: &[usize], bias: bool| {
+        let mut inputs: Vec<(&[usize], bool)> = vec![(x, false), (w, true)];
+        let bias_shape = [w[0]];
+        if bias {
+            inputs.push((&bias_shape, true));
+        }
+        graph_with_consts(op("conv", attrs), &inputs)
+    };
+    let tiled = [
+        conv(
+            &[("pads", ints(&[1, 1, 1, 1]))],
+            &[1, 5, 9, 10],
+            &[7, 5, 3, 3],
+            true,
+        ),
+        conv(
+            &[("strides", ints(&[2, 2]))],
+            &[2, 3, 11, 9],
+            &[9, 3, 3, 3],
+            false,
+        ),
+        conv(
+            &[("dilations", ints(&[2, 1])), ("pads", ints(&[2, 0, 1, 1]))],
+            &[1, 4, 8, 8],
+            &[6, 4, 3, 2],
+            true,
+        ),
+        conv(
+            &[("group", AttrValue::Int(2))],
+            &[1, 8, 7, 7],
+            &[10, 4, 3, 3],
+            true,
+        ),
+        conv(&[], &[1, 16, 6, 7], &[12, 16, 1, 1], true),
+        conv(&[], &[2, 16, 6, 8], &[12, 16, 1, 1], false),
+        conv(&[("pads", ints(&[2, 2]))], &[1, 6, 30], &[8, 6, 5], true),
+    ];
+    for (idx, graph) in tiled.iter().enumerate() {
+        assert!(count_tiles(graph) > 0, "conv case {idx} is not tiled");
+        check_graph(graph, 3, TOL);
+    }
+    let depthwise = conv(
+        &[("group", AttrValue::Int(8))],
+        &[1, 8, 9, 9],
+        &[8, 1, 3, 3],
+        true,
+    );
+    assert_eq!(count_tiles(&depthwise), 0);
+    check_graph(&depthwise, 4, TOL);
+}
+
+/// The tile nest of a small gemm with a packed constant `b` and a bias epilogue, as printed, and
+/// the same kernels after the default schedule with threads: the panel loop becomes parallel, the
+/// remainder columns are their own kernel, and the text parses back to the same program.
+#[test]
+fn tiled_gemm_lowering_snapshot() {
+    let gemm = op("gemm", &[("trans_b", AttrValue::Bool(true))]);
+    let graph = graph_with_consts(gemm, &[(&[6, 3], false), (&[20, 3], true), (&[20], true)]);
+    let program = lower_graph(&graph).unwrap();
+    let text = sinter_loops::text::print_program(&program);
+    insta::assert_snapshot!("tiled_gemm", text);
+    let weights: std::collections::HashMap<String, Tensor> = program
+        .buffers
+        .iter()
+        .filter_map(|b| match &b.source {
+            sinter_loops::BufferSource::Weight(t) => Some((b.name.clone(), t.clone())),
+            _ => None,
+        })
+        .collect();
+    let parsed =
+        sinter_loops::text::parse_program(&text, &|name| weights.get(name).cloned()).unwrap();
+    assert_eq!(parsed, program);
+    let options = sinter_loops::schedule::ScheduleOptions {
+        parallel: true,
+        ..Default::default()
+    };
+    let scheduled: Vec<String> = program
+        .calls
+        .iter()
+        .map(|call| {
+            let kernel = sinter_loops::schedule::schedule_kernel(&call.kernel, &options).unwrap();
+            sinter_loops::verify::verify_kernel(&kernel).unwrap();
+            sinter_loops::text::print_kernel(&kernel)
+        })
+        .collect();
+    assert!(scheduled[0].contains("parallel"), "{}", scheduled[0]);
+    insta::assert_snapshot!("tiled_gemm_scheduled", scheduled.join("\n"));
+}
+
+#[test]
+fn recurrent_layers_with_constant_weights_use_tiles_and_match_the_reference() {
+    // Hidden 5 with 4 gates is 20 rows: two full panels of 8 and a remainder of 4.
+    let (seq, batch, input, hidden) = (5usize, 2usize, 3usize, 5usize);
+    for (name, gates) in [("rnn", 1usize), ("lstm", 4), ("gru", 3)] {
+        for (direction, layout) in [("forward", 0), ("reverse", 1), ("bidirectional", 0)] {
+            let n_dir = if direction == "bidirectional" { 2 } else { 1 };
+            let mut attrs = vec![
+                ("hidden_size", AttrValue::Int(hidden as i64)),
+                ("direction", AttrValue::Ident(direction.into())),
+                ("layout", AttrValue::Int(layout)),
+            ];
+            if name == "gru" {
+                attrs.push((
+                    "linear_before_reset",
+                    AttrValue::Bool(direction == "reverse"),
+                ));
+            }
+            let x_shape = if layout == 0 {
+                [seq, batch, input]
+            } else {
+                [batch, seq, input]
+            };
+            let mut g = Graph::new("t");
+            let mut rng = SplitMix64::new(7);
+            let mut constant = |g: &mut Graph, name: &str, shape: &[usize]| {
+                Some(
+                    g.add_const(name, random_tensor(&mut rng, F32, shape))
+                        .unwrap(),
+                )
+            };
+            let x = Some(g.add_input("x", TensorType::fixed(F32, &x_shape)).unwrap());
+            let w = constant(&mut g, "w", &[n_dir, gates * hidden, input]);
+            let r = constant(&mut g, "r", &[n_dir, gates * hidden, hidden]);
+            let b = constant(&mut g, "b", &[n_dir, 2 * gates * hidden]);
+            // Random i32 lengths lie in [0, 4): some sequences are empty or short.
+            let lens = Some(
+                g.add_input("lens", TensorType::fixed(DType::I32, &[batch]))
+                    .unwrap(),
+            );
+            let outs = g
+                .add_op_inferred(op(name, &attrs), &[x, w, r, b, lens], None)
+                .unwrap();
+            for (idx, v) in outs.into_iter().enumerate() {
+                g.add_output(format!("out{idx}"), v).unwrap();
+            }
+            assert!(count_tiles(&g) > 0, "{name} {direction} is not tiled");
+            for seed in 0..2 {
+                check_graph(&g, seed, TOL);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_resize_to_an_empty_output_lowers_to_an_empty_kernel() {
+    let resize = op(
+        "resize",
+        &[("scales", AttrValue::Floats(vec![1.0, 1.0, 0.5]))],
+    );
+    check(resize, &[(F32, &[1, 1, 1])]);
+}
+
+/// The kernel names of the lowered program of `graph`, in call order.
+fn kernel_names(graph: &Graph) -> Vec<String> {
+    let program = lower_graph(graph).unwrap();
+    program
+        .calls
+        .iter()
+        .map(|c| c.kernel.name.clone())
+        .collect()
+}
+
+#[test]
+fn elementwise_chains_fuse_into_tile_epilogues() {
+    // linear + bias + relu: one tile kernel (plus its remainder-columns kernel), no relu kernel.
+    let mut g = Graph::new("t");
+    let mut rng = SplitMix64::new(5);
+    let x = g.add_input("x", TensorType::fixed(F32, &[9, 6])).unwrap();
+    let w = g
+        .add_const("w", random_tensor(&mut rng, F32, &[6, 13]))
+        .unwrap();
+    let b = g
+        .add_const("b", random_tensor(&mut rng, F32, &[13]))
+        .unwrap();
+    let mm = g
+        .add_op_inferred(op("matmul", &[]), &[Some(x), Some(w)], None)
+        .unwrap()[0];
+    let add = g
+        .add_op_inferred(op("add", &[]), &[Some(mm), Some(b)], None)
+        .unwrap()[0];
+    let relu = g
+        .add_op_inferred(op("relu", &[]), &[Some(add)], None)
+        .unwrap()[0];
+    g.add_output("y", relu).unwrap();
+    assert_eq!(
+        kernel_names(&g),
+        ["matmul_add_relu", "matmul_cols_add_relu"]
+    );
+    check_graph(&g, 1, TOL);
+
+    // conv + relu + residual add + relu (a ResNet block's tail), batch 2.
+    let mut g = Graph::new("t");
+    let x = g
+        .add_input("x", TensorType::fixed(F32, &[2, 4, 6, 6]))
+        .unwrap();
+    let skip = g
+        .add_input("skip", TensorType::fixed(F32, &[2, 5, 6, 6]))
+        .unwrap();
+    let w = g
+        .add_const("w", random_tensor(&mut rng, F32, &[5, 4, 3, 3]))
+        .unwrap();
+    let bias = g
+        .add_const("bias", random_tensor(&mut rng, F32, &[5]))
+        .unwrap();
+    let conv = op("conv", &[("pads", ints(&[1, 1, 1, 1]))]);
+    let y = g
+        .add_op_inferred(conv, &[Some(x), Some(w), Some(bias)], None)
+        .unwrap()[0];
+    let y = g
+        .add_op_inferred(op("add", &[]), &[Some(y), Some(skip)], None)
+        .unwrap()[0];
+    let y = g
+        .add_op_inferred(op("relu", &[]), &[Some(y)], None)
+        .unwrap()[0];
+    g.add_output("y", y).unwrap();
+    assert_eq!(kernel_names(&g), ["conv_im2col", "conv_add_relu"]);
+    assert!(count_tiles(&g) > 0);
+    check_graph(&g, 2, TOL);
+}

@@ -277,6 +277,11 @@ fn constant_bits(kernel: &Kernel) -> Vec<(DType, u64)> {
                     stmts(then, out);
                     stmts(otherwise, out);
                 }
+                Stmt::MatTile(tile) => {
+                    if let Some(epilogue) = &tile.epilogue {
+                        expr(&epilogue.value, out);
+                    }
+                }
             }
         }
     }

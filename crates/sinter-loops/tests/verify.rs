@@ -665,3 +665,101 @@ fn program_call_order_bindings_and_outputs() {
         ProgramVerifyError::Kernel(VerifyError::StoreToReadOnly { .. })
     ));
 }
+
+/// A 2x3 product as one tile, with a bias epilogue: the shape every tile test varies.
+const TILE: &str = "kernel tile {
+  b0: f32[8] input a
+  b1: f32[12] weight b
+  b2: f32[3] weight bias
+  b3: f32[6] output c
+  local v0: f32
+  vars 2
+  tile rows 2 cols 3 depth 4 {
+    a b0[0] row 4 k 1
+    b b1[0] k 3
+    c b3[0] row 3
+    epilogue row i0 col i1 acc v0 = max(v0 + b2[i1], 0.0)
+  }
+}";
+
+#[test]
+fn tiles_are_checked_for_shape_bounds_aliasing_and_their_epilogue() {
+    check_ok(TILE);
+    // One row too many reads past `a` and writes past `c`.
+    check_errors(
+        &TILE.replace("rows 2", "rows 3"),
+        &[
+            "b0 (a: f32[8] input) ranges over 0..=11",
+            "b3 (c: f32[6] output) ranges over 0..=8",
+        ],
+    );
+    check_errors(
+        &TILE
+            .replace("rows 2 cols 3", "rows 5 cols 3")
+            .replace("f32[8] input", "f32[20] input")
+            .replace("f32[6] output", "f32[15] output"),
+        &["a tile is 5x3; it must be 1..=4 rows by 1..=8 columns"],
+    );
+    // Reading the result while it is written; a result that is a weight.
+    check_errors(
+        &TILE.replace("+ b2[i1]", "+ b3[i1]"),
+        &["the epilogue reads b3, the tile's result"],
+    );
+    check_errors(
+        &TILE.replace("c b3[0]", "c b1[0]"),
+        &[
+            "b1 is both an operand and the result",
+            "stores to b1 (b: f32[12] weight)",
+        ],
+    );
+    check_errors(
+        &TILE.replace("f32[6] output c", "f32[6] weight c"),
+        &["stores to b3 (c: f32[6] weight)"],
+    );
+    // The epilogue runs four columns at a time: the column must not be a value.
+    check_errors(
+        &TILE.replace("max(v0 + b2[i1], 0.0)", "v0 + cast<f32>(i1)"),
+        &["the epilogue cannot run four columns at a time"],
+    );
+    // A tile is vector code already: it cannot sit in a vectorized loop.
+    let nested = "kernel nested {
+  b0: f32[32] input a
+  b1: f32[4] weight b
+  b2: f32[32] output c
+  for i0 in 0..8 vectorize 4 {
+    tile rows 1 cols 4 depth 1 {
+      a b0[4*i0] row 1 k 1
+      b b1[0] k 4
+      c b2[4*i0] row 4
+    }
+  }
+}";
+    check_errors(nested, &["it contains a matrix tile"]);
+}
+
+#[test]
+fn a_parallel_loop_of_tiles_is_proved_disjoint_row_by_row() {
+    // Panels of 4 columns of a 3 x 8 result: each iteration writes a 3 x 4 block, rows 8 apart.
+    let panels = "kernel panels {
+  b0: f32[6] input a
+  b1: f32[16] weight b
+  b2: f32[24] output c
+  for i0 in 0..2 parallel {
+    tile rows 3 cols 4 depth 2 {
+      a b0[0] row 2 k 1
+      b b1[8*i0] k 4
+      c b2[4*i0] row 8
+    }
+  }
+}";
+    check_ok(panels);
+    // Blocks of 5 columns overlap the next panel's.
+    check_errors(
+        &panels
+            .replace("cols 4", "cols 5")
+            .replace("b1: f32[16]", "b1: f32[20]")
+            .replace("row 8", "row 10")
+            .replace("f32[24]", "f32[32]"),
+        &["the parallel iterations may touch the same element"],
+    );
+}

@@ -26,6 +26,7 @@ mod expr;
 pub(crate) mod helpers;
 pub mod math;
 pub mod module;
+mod tile;
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, F64, I32, I32X4, I64, I8};
@@ -383,6 +384,7 @@ impl<'k, 'f> KernelCodegen<'k, 'f> {
                 Ok(())
             }
             Stmt::Store { buf, index, value } => self.store(*buf, index, value),
+            Stmt::MatTile(tile) => self.mat_tile(tile),
             Stmt::If {
                 cond,
                 then,

@@ -103,6 +103,9 @@ struct CompiledCall {
     args: Vec<ArgSource>,
     /// The extent of the kernel's top-level parallel loop, if it has one.
     parallel_extent: Option<usize>,
+    /// [`sinter_loops::Kernel::work`]: small kernels run on the calling thread even when they
+    /// could be split, because handing chunks to the pool costs more than they do.
+    work: u64,
 }
 
 /// One graph input: its name, buffer and the exact type the caller must pass.
@@ -139,6 +142,10 @@ struct SharedArgs(*const *mut u8);
 // SAFETY: see the type's docs; the pointee array is only read.
 unsafe impl Send for SharedArgs {}
 unsafe impl Sync for SharedArgs {}
+
+/// The least [`sinter_loops::Kernel::work`] worth one chunk of a parallel loop: about 64K
+/// element operations, tens of microseconds, well above the cost of waking a pool thread.
+const MIN_CHUNK_WORK: u64 = 1 << 16;
 
 /// The top-level parallel loop of a kernel body, as the code generator recognises it.
 fn parallel_extent(body: &[Stmt]) -> Option<usize> {
@@ -205,6 +212,7 @@ impl CompiledProgram {
                     })
                     .collect(),
                 parallel_extent: parallel_extent(&call.kernel.body),
+                work: call.kernel.work(),
             })
             .collect();
 
@@ -410,8 +418,10 @@ impl CompiledProgram {
             unsafe { function(args.0, begin as i64, end as i64) }
         };
         match (call.parallel_extent, &self.pool) {
-            (Some(extent), Some(pool)) if extent > 1 => {
-                let n_chunks = extent.min(pool.current_num_threads() * 4);
+            (Some(extent), Some(pool)) if extent > 1 && call.work >= 2 * MIN_CHUNK_WORK => {
+                let n_chunks = extent
+                    .min(pool.current_num_threads() * 4)
+                    .min((call.work / MIN_CHUNK_WORK) as usize);
                 pool.install(|| {
                     (0..n_chunks)
                         .into_par_iter()

@@ -12,8 +12,9 @@
 //! begin pad, which `same_*` may make negative) is read back with the bias added. Pads and output
 //! sizes follow sinter-ref's geometry exactly.
 
+use super::tiles::{emit_tiles, kernel_parts, BLayout, TileEpilogueFn, TileNest};
 use super::{cst, Lowerer, NodeCx, Operand};
-use crate::builder::row_major_strides;
+use crate::builder::{row_major_strides, KernelBuilder};
 use crate::ir::*;
 use sinter_ir::geometry::{dilated_extent, same_pads};
 use sinter_ir::{AutoPad, DType, Op};
@@ -198,6 +199,22 @@ fn lower_conv(
         })
         .collect();
     let needs_pad = (0..n_sp).any(|a| padded[a] != in_sp[a] || begin[a] != 0);
+    let geometry = ConvGeometry {
+        n_batch,
+        group,
+        cg,
+        mg,
+        kernel,
+        out_sp,
+        stride: &stride,
+        dilation: &dilation,
+        begin: &begin,
+        padded: &padded,
+        needs_pad,
+    };
+    if x.dtype == DType::F32 && geometry.suits_tiles() {
+        return lower_conv_tiled(lw, cx, &geometry);
+    }
 
     let mut k = lw.kernel(&cx.stem, &[&cx.node]);
     let xb = k.input(x);
@@ -268,6 +285,197 @@ fn lower_conv(
         kb.store(yb, Index::affine(y_terms, 0), Expr::Local(acc));
     });
     lw.emit(k);
+    Ok(())
+}
+
+/// The shape facts of one convolution, resolved (pads, strides, dilations per spatial axis).
+struct ConvGeometry<'a> {
+    n_batch: usize,
+    group: usize,
+    /// Input and output channels per group.
+    cg: usize,
+    mg: usize,
+    kernel: &'a [usize],
+    out_sp: &'a [usize],
+    stride: &'a [usize],
+    dilation: &'a [usize],
+    begin: &'a [usize],
+    /// The padded input's spatial extents.
+    padded: &'a [usize],
+    needs_pad: bool,
+}
+
+/// The most f32 elements the im2col matrix of a tiled convolution may have (256 MiB); larger
+/// convolutions keep the direct nest rather than allocate that much.
+const MAX_IM2COL_ELEMENTS: usize = 64 << 20;
+
+impl ConvGeometry<'_> {
+    /// The depth of each output's dot product: input channels per group times the window.
+    fn depth(&self) -> usize {
+        self.cg * self.kernel.iter().product::<usize>()
+    }
+
+    fn positions(&self) -> usize {
+        self.out_sp.iter().product()
+    }
+
+    /// A 1x1 convolution with unit strides and no padding multiplies by `x` itself.
+    fn is_pointwise(&self) -> bool {
+        !self.needs_pad
+            && self.kernel.iter().all(|&k| k == 1)
+            && self.stride.iter().all(|&s| s == 1)
+    }
+
+    /// Whether the convolution is a real matrix product: not depthwise (one channel in and out
+    /// per group, where a tile would have one row and the direct nest is as good), with enough
+    /// work to pay for the im2col copy, and a copy of reasonable size.
+    fn suits_tiles(&self) -> bool {
+        let depthwise = self.cg == 1 && self.mg == 1;
+        let work = self.mg * self.depth() * self.positions();
+        let im2col = self.n_batch * self.group * self.depth() * self.positions();
+        !depthwise && work >= 4096 && (self.is_pointwise() || im2col <= MAX_IM2COL_ELEMENTS)
+    }
+}
+
+/// A convolution as implicit GEMM: per image and group, `y[m, p] = Σ_kk w[m, kk] col[kk, p]` where
+/// `p` runs over output positions and `kk` over (input channel, window position). `col` is the
+/// im2col matrix, built by one kernel (after padding into scratch when needed), unless the
+/// convolution is pointwise and `x` already is that matrix. The weights are read in place (a tile
+/// broadcasts one weight per row and step of `kk`); the bias is the tiles' epilogue.
+fn lower_conv_tiled(lw: &mut Lowerer, cx: &NodeCx, g: &ConvGeometry) -> Result<(), String> {
+    let (x, w) = (cx.input(0)?, cx.input(1)?);
+    let bias = cx.optional_input(2);
+    let out = cx.output(0);
+    let (depth, positions) = (g.depth(), g.positions());
+    let n_sp = g.kernel.len();
+    let x_image = (x.shape[1] * x.shape[2..].iter().product::<usize>()) as i64;
+    // The matrix `b` of image n and group gi: its base index and row stride.
+    let (b_operand, b_image, b_group, b_row) = if g.is_pointwise() {
+        (
+            x.clone(),
+            x_image,
+            (g.cg * positions) as i64,
+            positions as i64,
+        )
+    } else {
+        let col = lw.computed(
+            format!("{}.im2col", out.name),
+            DType::F32,
+            vec![g.n_batch * g.group * depth * positions],
+        );
+        let mut kd = lw.kernel(&format!("{}_im2col", cx.stem), &[&cx.node]);
+        let xb = kd.input(x);
+        let colb = kd.output(&col);
+        let (src, src_shape) = if g.needs_pad {
+            pad_spatial_into_scratch(
+                &mut kd,
+                "pad",
+                PaddedCopy {
+                    x: xb,
+                    x_shape: &x.shape,
+                    n_lead: 2,
+                    begin: g.begin,
+                    padded: g.padded,
+                    fill: cst(DType::F32, 0.0),
+                    dtype: DType::F32,
+                },
+            )
+        } else {
+            (xb, x.shape.clone())
+        };
+        let src_strides = row_major_strides(&src_shape);
+        let mut extents = vec![g.n_batch, g.group, g.cg];
+        extents.extend_from_slice(g.kernel);
+        extents.extend_from_slice(g.out_sp);
+        let mut row_dims = vec![g.cg];
+        row_dims.extend_from_slice(g.kernel);
+        let row_strides = row_major_strides(&row_dims);
+        let pos_strides = row_major_strides(g.out_sp);
+        kd.kb.loops(&extents, |kb, v| {
+            let (nv, gv, cv) = (v[0], v[1], v[2]);
+            let (kv, ov) = (&v[3..3 + n_sp], &v[3 + n_sp..]);
+            let matrix = (depth * positions) as i64;
+            let mut dst = vec![
+                (nv, g.group as i64 * matrix),
+                (gv, matrix),
+                (cv, row_strides[0] * positions as i64),
+            ];
+            let mut src_terms = vec![
+                (nv, src_strides[0]),
+                (gv, g.cg as i64 * src_strides[1]),
+                (cv, src_strides[1]),
+            ];
+            for a in 0..n_sp {
+                dst.push((kv[a], row_strides[1 + a] * positions as i64));
+                dst.push((ov[a], pos_strides[a]));
+                src_terms.push((kv[a], (g.dilation[a] as i64) * src_strides[2 + a]));
+                src_terms.push((ov[a], (g.stride[a] as i64) * src_strides[2 + a]));
+            }
+            kb.store(
+                colb,
+                Index::affine(dst, 0),
+                Expr::load(src, Index::affine(src_terms, 0)),
+            );
+        });
+        lw.emit(kd);
+        let matrix = (depth * positions) as i64;
+        (col, g.group as i64 * matrix, matrix, positions as i64)
+    };
+    let w_group = (g.mg * depth) as i64;
+    let y_image = (out.shape[1] * positions) as i64;
+    let y_group = (g.mg * positions) as i64;
+    // An elementwise chain on the output (activation, residual add) joins the tiles' epilogue.
+    let view = [g.n_batch, out.shape[1], positions];
+    let chain = lw.take_epilogue(cx, 0, &view);
+    // One image and group is one product; more of them make the outer loops (run in parallel).
+    for (stem, columns) in kernel_parts(&cx.stem, g.n_batch * g.group, positions) {
+        let mut kd = lw.kernel(&stem, &[&cx.node]);
+        let wb = kd.input(w);
+        let bb = kd.input(&b_operand);
+        let biasb = bias.map(|b| kd.input(b));
+        let y = kd.sink(out, chain.clone());
+        if y.inline_value(
+            Expr::f32(0.0),
+            &[Index::constant(0), Index::constant(0), Index::constant(0)],
+        )
+        .is_none()
+        {
+            return Err("the fused elementwise chain does not fit a tile epilogue".into());
+        }
+        let yb = y.buf;
+        let mg = g.mg as i64;
+        kd.kb.loops(&[g.n_batch, g.group], |kb, v| {
+            let (nv, gv) = (v[0], v[1]);
+            let epilogue = |_: &mut KernelBuilder, acc: Expr, mi: &Index, ni: &Index| {
+                let channel = Index::affine([(gv, mg)], 0).plus(mi.clone());
+                let value = match biasb {
+                    Some(b) => Expr::add(acc, Expr::load(b, channel.clone())),
+                    None => acc,
+                };
+                y.inline_value(value, &[Index::var(nv), channel, ni.clone()])
+                    .expect("probed before the loops: f32 chains are expressions")
+            };
+            let nest = TileNest {
+                m: g.mg,
+                n: positions,
+                k: depth,
+                a: wb,
+                a_base: Index::affine([(gv, w_group)], 0),
+                a_m: depth as i64,
+                a_k: 1,
+                b: bb,
+                b_base: Index::affine([(nv, b_image), (gv, b_group)], 0),
+                b_layout: BLayout::Rows { row: b_row },
+                c: yb,
+                c_base: Index::affine([(nv, y_image), (gv, y_group)], 0),
+                c_m: positions as i64,
+                epilogue: (biasb.is_some() || chain.is_some())
+                    .then_some(&epilogue as &TileEpilogueFn),
+            };
+            emit_tiles(kb, &nest, columns);
+        });
+        lw.emit(kd);
+    }
     Ok(())
 }
 

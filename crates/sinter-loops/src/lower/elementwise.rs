@@ -7,45 +7,77 @@
 //! loop IR has no expm1; the absolute error is an ulp of 1) and `ln(1 + e^-|x|)` is computed without
 //! `ln_1p` for the same reason.
 
+use super::fuse::var_coords;
 use super::{broadcast_strides, check_dtype, collapse_dims, cst, idx, Lowerer, NodeCx, Operand};
 use crate::builder::KernelBuilder;
 use crate::ir::*;
 use sinter_ir::{DType, GeluApprox, Op};
 use std::ops::{Add, Div, Mul, Sub};
 
+/// The scalar function of an elementwise op: its result from its operands' values, in slot order.
+pub(crate) type ScalarFn = std::rc::Rc<dyn Fn(&mut KernelBuilder, &[Expr]) -> Expr>;
+
+/// The scalar function of the unary, binary or `where` op `op` on operands of `dtypes` (by slot),
+/// checked once here so that applying it cannot fail. Shared by [`lower`] and the fused epilogues.
+pub(crate) fn scalar_fn(op: &Op, dtypes: &[DType]) -> Result<ScalarFn, String> {
+    let arity = if op.is_unary_elementwise() {
+        1
+    } else if matches!(op, Op::Where {}) {
+        3
+    } else if op.is_binary_elementwise() {
+        2
+    } else {
+        return Err(format!("`{}` is not an elementwise op", op.name()));
+    };
+    if dtypes.len() != arity {
+        return Err(format!("{} operands for an op of {arity}", dtypes.len()));
+    }
+    for &dtype in dtypes {
+        check_dtype(dtype)?;
+    }
+    let op = op.clone();
+    if arity == 1 {
+        let dtype = dtypes[0];
+        unary_expr(&op, dtype, Expr::f32(0.0))?;
+        return Ok(std::rc::Rc::new(move |_, args| {
+            unary_expr(&op, dtype, args[0].clone()).expect("checked above")
+        }));
+    }
+    if arity == 3 {
+        return Ok(std::rc::Rc::new(|_, args| {
+            Expr::select(args[0].clone(), args[1].clone(), args[2].clone())
+        }));
+    }
+    let (da, db) = (dtypes[0], dtypes[1]);
+    if matches!(op, Op::Pow {}) && da.is_int() && db.is_int() {
+        return Ok(std::rc::Rc::new(move |kb, args| {
+            int_pow(kb, da, args[0].clone(), args[1].clone())
+        }));
+    }
+    binary_expr(&op, da, db, Expr::f32(0.0), Expr::f32(0.0))?;
+    Ok(std::rc::Rc::new(move |_, args| {
+        binary_expr(&op, da, db, args[0].clone(), args[1].clone()).expect("checked above")
+    }))
+}
+
 pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
     let out = cx.output(0).clone();
     check_dtype(out.dtype)?;
-    let op = cx.op;
-    if op.is_unary_elementwise() {
-        let x = cx.input(0)?.clone();
-        let dtype = x.dtype;
-        // Check the expression once before emitting anything.
-        unary_expr(op, dtype, Expr::f32(0.0))?;
-        return lower_map(lw, cx, &[&x], &out, &|_, args| {
-            unary_expr(op, dtype, args[0].clone()).expect("checked above")
-        });
-    }
-    if let Op::Where {} = op {
-        let (c, a, b) = (cx.input(0)?, cx.input(1)?, cx.input(2)?);
-        return lower_map(lw, cx, &[c, a, b], &out, &|_, args| {
-            Expr::select(args[0].clone(), args[1].clone(), args[2].clone())
-        });
-    }
-    let (a, b) = (cx.input(0)?.clone(), cx.input(1)?.clone());
-    if matches!(op, Op::Pow {}) && a.dtype.is_int() && b.dtype.is_int() {
-        let dtype = a.dtype;
-        return lower_map(lw, cx, &[&a, &b], &out, &|kb, args| {
-            int_pow(kb, dtype, args[0].clone(), args[1].clone())
-        });
-    }
-    binary_expr(op, a.dtype, b.dtype, Expr::f32(0.0), Expr::f32(0.0))?;
-    lower_map(lw, cx, &[&a, &b], &out, &|_, args| {
-        binary_expr(op, a.dtype, b.dtype, args[0].clone(), args[1].clone()).expect("checked above")
-    })
+    let arity = match cx.op {
+        op if op.is_unary_elementwise() => 1,
+        Op::Where {} => 3,
+        _ => 2,
+    };
+    let inputs: Vec<&Operand> = (0..arity)
+        .map(|slot| cx.input(slot))
+        .collect::<Result<_, _>>()?;
+    let dtypes: Vec<DType> = inputs.iter().map(|input| input.dtype).collect();
+    let f = scalar_fn(cx.op, &dtypes)?;
+    lower_map(lw, cx, &inputs, &out, &*f)
 }
 
-/// `out[i] = f(inputs broadcast to out's shape at i)`, as one loop nest over out's (collapsed) dims.
+/// `out[i] = f(inputs broadcast to out's shape at i)`, as one loop nest over out's (collapsed) dims,
+/// with the elementwise chain that consumes `out` (if any) fused in.
 pub(crate) fn lower_map(
     lw: &mut Lowerer,
     cx: &NodeCx,
@@ -66,10 +98,14 @@ pub(crate) fn lower_map(
         .map(|input| broadcast_strides(&input.shape, &out.shape))
         .collect();
     strides.push(crate::builder::row_major_strides(&out.shape));
+    // The loops walk a view that the chain's operands merge in too.
+    let n_own = strides.len();
+    strides.extend(lw.epilogue_strides(cx, 0));
     let (shape, strides) = collapse_dims(&out.shape, &strides);
+    let epilogue = lw.take_epilogue(cx, 0, &shape);
     let mut k = lw.kernel(&cx.stem, &[&cx.node]);
     let bufs: Vec<BufferId> = inputs.iter().map(|input| k.input(input)).collect();
-    let y = k.output(out);
+    let y = k.sink(out, epilogue);
     k.kb.loops(&shape, |kb, vars| {
         let args: Vec<Expr> = bufs
             .iter()
@@ -77,7 +113,12 @@ pub(crate) fn lower_map(
             .map(|(&buf, s)| Expr::load(buf, idx(vars, s, 0)))
             .collect();
         let value = f(kb, &args);
-        kb.store(y, idx(vars, &strides[inputs.len()], 0), value);
+        y.store(
+            kb,
+            idx(vars, &strides[n_own - 1], 0),
+            value,
+            &var_coords(vars),
+        );
     });
     lw.emit(k);
     Ok(())

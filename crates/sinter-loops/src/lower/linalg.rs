@@ -7,10 +7,14 @@
 //! in f64; the difference is within the fixture tolerances for the sizes in use); integer products
 //! wrap, exactly as sinter-ref's.
 
+use super::tiles::{
+    emit_pack, emit_tiles, kernel_parts, pack_panels, scaled_index, BLayout, TileEpilogueFn,
+    TileNest,
+};
 use super::{broadcast_strides, cst, Lowerer, NodeCx, Operand};
-use crate::builder::row_major_strides;
+use crate::builder::{row_major_strides, KernelBuilder};
 use crate::ir::*;
-use sinter_ir::{DType, Op};
+use sinter_ir::{DType, Op, TensorData};
 use std::ops::{Add, Mul};
 
 /// One (batched) matrix product `out[b.., m, n] = alpha * Σ_k a[b.., m, k] * b[b.., k, n] + beta * c`.
@@ -44,6 +48,9 @@ pub(crate) fn lower_product(lw: &mut Lowerer, cx: &NodeCx, p: &Product) -> Resul
     }
     if p.a.dtype != dtype || p.b.dtype != dtype {
         return Err(format!("operands of {} and {}", p.a.dtype, p.b.dtype));
+    }
+    if dtype == DType::F32 && p.k > 0 && p.m * p.n >= MIN_TILED_OUTPUTS {
+        return lower_product_tiled(lw, cx, p);
     }
     let float = dtype.is_float();
     if !float && (p.alpha != 1.0 || p.bias.as_ref().is_some_and(|(beta, _, _)| *beta != 1.0)) {
@@ -94,6 +101,109 @@ pub(crate) fn lower_product(lw: &mut Lowerer, cx: &NodeCx, p: &Product) -> Resul
         kb.store(y, out_idx, result);
     });
     lw.emit(kd);
+    Ok(())
+}
+
+/// f32 products with at least this many outputs use register tiles; smaller ones (a few dot
+/// products) use the plain nest, which compiles to less code.
+const MIN_TILED_OUTPUTS: usize = 16;
+
+/// A computed `b` with contiguous rows is read in place, without packing, when `m` is below this:
+/// packing costs a pass over `b`, which only pays when many row tiles reuse each panel.
+const MIN_ROWS_TO_PACK: usize = 32;
+
+/// [`lower_product`] with [`tiles`]: `b` packed into panels (at build time for weights), then the
+/// tile nest. Without batch dims the last `n % NR` columns get their own kernel, so the main
+/// kernel is one loop over panels that the scheduler can run in parallel.
+fn lower_product_tiled(lw: &mut Lowerer, cx: &NodeCx, p: &Product) -> Result<(), String> {
+    let (m, n, k) = (p.m, p.n, p.k);
+    // The matrices of `b`: consecutive k*n blocks (batch strides are multiples of k*n).
+    let n_matrices = p.b.len() / (k * n).max(1);
+    let weight = lw.weight_tensor(p.b).cloned();
+    let (b_operand, b_layout) = match weight {
+        Some(tensor) => {
+            let TensorData::F32(data) = tensor.data() else {
+                return Err(format!("weight {} is not f32", p.b.name));
+            };
+            let packed = pack_panels(data, n_matrices, k, n, p.b_k, p.b_n)?;
+            let name = format!("{}.panels", p.b.name);
+            (lw.weight(name, packed), BLayout::Panels)
+        }
+        None if p.b_n == 1 && m < MIN_ROWS_TO_PACK => (p.b.clone(), BLayout::Rows { row: p.b_k }),
+        None => {
+            let packed = lw.computed(format!("{}.panels", p.b.name), DType::F32, vec![p.b.len()]);
+            let mut kd = lw.kernel(&format!("{}_pack_b", cx.stem), &[&cx.node]);
+            let b = kd.input(p.b);
+            let out = kd.output(&packed);
+            emit_pack(&mut kd, b, out, (n_matrices, k, n), (p.b_k, p.b_n));
+            lw.emit(kd);
+            (packed, BLayout::Panels)
+        }
+    };
+    // An elementwise chain on the product (bias, activation, residual) joins the tiles' epilogue.
+    let mut view = p.batch.clone();
+    view.extend([m, n]);
+    let chain = lw.take_epilogue(cx, 0, &view);
+    for (stem, columns) in kernel_parts(&cx.stem, p.batch.iter().product(), n) {
+        let mut kd = lw.kernel(&stem, &[&cx.node]);
+        let a = kd.input(p.a);
+        let b = kd.input(&b_operand);
+        let bias = p
+            .bias
+            .as_ref()
+            .map(|(beta, c, strides)| (*beta, kd.input(c), strides.clone()));
+        let y = kd.sink(p.out, chain.clone());
+        let alpha = p.alpha;
+        let probe = vec![Index::constant(0); view.len()];
+        if y.inline_value(Expr::f32(0.0), &probe).is_none() {
+            return Err("the fused elementwise chain does not fit a tile epilogue".into());
+        }
+        let y_buf = y.buf;
+        kd.kb.loops(&p.batch, |kb, batch_vars| {
+            let epilogue = |_: &mut KernelBuilder, acc: Expr, mi: &Index, ni: &Index| {
+                let mut value = acc;
+                if alpha != 1.0 {
+                    value = Expr::mul(Expr::f32(alpha as f32), value);
+                }
+                if let Some((beta, c, strides)) = &bias {
+                    let (batch_strides, mn) = strides.split_at(strides.len() - 2);
+                    let index = Index::strided(batch_vars, batch_strides, 0)
+                        .plus(scaled_index(mi, mn[0]))
+                        .plus(scaled_index(ni, mn[1]));
+                    let c_val = Expr::load(*c, index);
+                    let scaled_c = if *beta == 1.0 {
+                        c_val
+                    } else {
+                        Expr::mul(Expr::f32(*beta as f32), c_val)
+                    };
+                    value = Expr::add(value, scaled_c);
+                }
+                let mut coords: Vec<Index> = batch_vars.iter().map(|&v| Index::var(v)).collect();
+                coords.extend([mi.clone(), ni.clone()]);
+                y.inline_value(value, &coords)
+                    .expect("probed before the loops: f32 chains are expressions")
+            };
+            let needs_epilogue = alpha != 1.0 || bias.is_some() || chain.is_some();
+            let nest = TileNest {
+                m,
+                n,
+                k,
+                a,
+                a_base: Index::strided(batch_vars, &p.a_batch, 0),
+                a_m: p.a_m,
+                a_k: p.a_k,
+                b,
+                b_base: Index::strided(batch_vars, &p.b_batch, 0),
+                b_layout,
+                c: y_buf,
+                c_base: Index::strided(batch_vars, &p.out_batch, 0),
+                c_m: p.out_m,
+                epilogue: needs_epilogue.then_some(&epilogue as &TileEpilogueFn),
+            };
+            emit_tiles(kb, &nest, columns);
+        });
+        lw.emit(kd);
+    }
     Ok(())
 }
 

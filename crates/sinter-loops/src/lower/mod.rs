@@ -20,10 +20,18 @@
 //!   IR's range-checked dynamic term.
 //! - **Loop order suits vectorisation.** The innermost output loop walks the output's last
 //!   (contiguous) dim; reductions (matmul's `k`, conv's window) sit inside the output loops.
+//! - **Elementwise chains fuse into their producer.** A decision pass (`fuse.rs`) links each value
+//!   with one use to its elementwise consumer when the consumer keeps the value's shape and dtype. A
+//!   producer that writes each output element once asks [`Lowerer::take_epilogue`] for the chain
+//!   and stores `epilogue(value)` through [`KernelDraft::sink`]; the absorbed nodes emit no kernel
+//!   and appear in the kernel's origins and name (`conv1_relu`). Elementwise ops, pools,
+//!   reductions and normalizations opt in; a producer that does not ask leaves its consumers to
+//!   their own kernels.
 
 mod attention;
 mod conv;
 mod elementwise;
+mod fuse;
 mod linalg;
 mod movement;
 mod normalize;
@@ -31,12 +39,13 @@ mod pool;
 mod recurrent;
 mod reduce;
 mod resize;
+mod tiles;
 
 use crate::builder::{row_major_strides, KernelBuilder};
 use crate::ir::*;
 use crate::program::{BufferSource, KernelCall, Program, ProgramBuffer, ProgramBufferId};
-use sinter_ir::{DType, Graph, NodeKind, Op, Tensor, Value};
-use std::collections::HashMap;
+use sinter_ir::{DType, Graph, NodeId, NodeKind, Op, Tensor, Value};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 /// One problem found while lowering.
@@ -100,6 +109,7 @@ impl Operand {
 
 /// A node being lowered: its description, op, inputs by slot and preallocated outputs.
 pub(crate) struct NodeCx<'a> {
+    pub id: NodeId,
     pub node: String,
     pub op: &'a Op,
     pub inputs: Vec<Option<Operand>>,
@@ -132,13 +142,41 @@ enum DraftArg {
     Scratch { dtype: DType, shape: Vec<usize> },
 }
 
-/// A kernel under construction: the builder plus the program buffer bound to each parameter.
+/// A kernel under construction: the builder plus the program buffer bound to each parameter. The
+/// kernel is named when it is emitted, after its stem and the stems of the nodes it absorbed.
 pub(crate) struct KernelDraft {
     pub kb: KernelBuilder,
     args: Vec<DraftArg>,
+    stem: String,
+    origins: Vec<String>,
+    /// The stems of the nodes fused into this kernel.
+    absorbed: Vec<String>,
 }
 
+/// Longest kernel stem that lists every fused node (`add_relu`); longer chains are named
+/// `<producer>_fused<count>`, and the origins still list every node.
+const MAX_FUSED_STEM: usize = 64;
+
 impl KernelDraft {
+    /// Records nodes fused into this kernel: their descriptions join the origins, their stems the name.
+    fn absorb(&mut self, origins: Vec<String>, stems: Vec<String>) {
+        self.origins.extend(origins);
+        self.absorbed.extend(stems);
+    }
+
+    /// The stem the kernel's name is made from.
+    fn full_stem(&self) -> String {
+        if self.absorbed.is_empty() {
+            return self.stem.clone();
+        }
+        let joined = format!("{}_{}", self.stem, self.absorbed.join("_"));
+        if joined.len() <= MAX_FUSED_STEM {
+            joined
+        } else {
+            format!("{}_fused{}", self.stem, self.absorbed.len())
+        }
+    }
+
     /// Declares `operand` as a read-only parameter (reusing an earlier declaration of the same
     /// buffer, so `x * x` binds `x` once).
     pub fn input(&mut self, operand: &Operand) -> BufferId {
@@ -186,12 +224,39 @@ impl KernelDraft {
 }
 
 /// The state of a lowering in progress.
-pub(crate) struct Lowerer {
+pub(crate) struct Lowerer<'g> {
+    graph: &'g Graph,
+    /// The printable name of every value (`%3`, `@w`, `x`).
+    names: HashMap<Value, String>,
     program: Program,
     kernel_names: HashMap<String, usize>,
+    /// The operand of every value lowered so far.
+    values: HashMap<Value, Operand>,
+    /// From the decision pass: the absorbable consumer of a value (see `fuse.rs`).
+    links: HashMap<Value, fuse::Link>,
+    /// Nodes absorbed into an earlier producer's kernel.
+    absorbed: HashSet<NodeId>,
+    /// For the node being lowered: (its output, the chain's last value, the operand holding it) per
+    /// epilogue it took, registered once the node has lowered.
+    fused: Vec<(Value, Value, Operand)>,
 }
 
-impl Lowerer {
+impl Lowerer<'_> {
+    /// The operand of `value` if it is lowered; a graph constant is bound here on first use.
+    fn operand(&mut self, value: Value) -> Option<Operand> {
+        if let Some(operand) = self.values.get(&value) {
+            return Some(operand.clone());
+        }
+        let graph = self.graph;
+        let NodeKind::Const { value: tensor, .. } = &graph.node(value.node).kind else {
+            return None;
+        };
+        let name = self.names.get(&value)?.clone();
+        let operand = self.weight(name, tensor.clone());
+        self.values.insert(value, operand.clone());
+        Some(operand)
+    }
+
     fn add_buffer(
         &mut self,
         name: String,
@@ -238,24 +303,37 @@ impl Lowerer {
         }
     }
 
-    /// Starts a kernel named after `stem` (made unique within the program).
+    /// The data of `operand` when it is a weight (a graph constant or a table made by lowering).
+    pub fn weight_tensor(&self, operand: &Operand) -> Option<&Tensor> {
+        match &self.program.buffers.get(operand.buf.0 as usize)?.source {
+            BufferSource::Weight(tensor) if operand.is_weight => Some(tensor),
+            _ => None,
+        }
+    }
+
+    /// Starts a kernel named after `stem` (made unique within the program when it is emitted).
     pub fn kernel(&mut self, stem: &str, origins: &[&str]) -> KernelDraft {
-        let count = self.kernel_names.entry(stem.to_string()).or_insert(0);
-        let name = if *count == 0 {
-            stem.to_string()
-        } else {
-            format!("{stem}_{count}")
-        };
-        *count += 1;
         KernelDraft {
-            kb: KernelBuilder::new(name, origins.iter().map(|s| s.to_string()).collect()),
+            kb: KernelBuilder::new(String::new(), Vec::new()),
             args: Vec::new(),
+            stem: stem.to_string(),
+            origins: origins.iter().map(|s| s.to_string()).collect(),
+            absorbed: Vec::new(),
         }
     }
 
     /// Finishes a kernel and appends its call to the program.
     pub fn emit(&mut self, draft: KernelDraft) {
-        let kernel = draft.kb.finish();
+        let stem = draft.full_stem();
+        let mut kernel = draft.kb.finish();
+        let count = self.kernel_names.entry(stem.clone()).or_insert(0);
+        kernel.name = if *count == 0 {
+            stem
+        } else {
+            format!("{stem}_{count}")
+        };
+        *count += 1;
+        kernel.origins = draft.origins;
         let mut args = Vec::with_capacity(draft.args.len());
         for arg in draft.args {
             args.push(match arg {
@@ -286,14 +364,6 @@ impl Lowerer {
 /// Lowers a whole graph. Every unsupported node and every symbolic shape is reported together.
 pub fn lower_graph(graph: &Graph) -> Result<Program, LowerError> {
     let mut issues = Vec::new();
-    let mut lw = Lowerer {
-        program: Program {
-            buffers: Vec::new(),
-            calls: Vec::new(),
-            outputs: Vec::new(),
-        },
-        kernel_names: HashMap::new(),
-    };
     let order = match graph.canonical_order() {
         Ok(order) => order,
         Err(id) => {
@@ -305,14 +375,15 @@ pub fn lower_graph(graph: &Graph) -> Result<Program, LowerError> {
         }
     };
     // Stable printable names for values: `%<n>` in canonical order, inputs and constants by name.
-    let mut values: HashMap<Value, Operand> = HashMap::new();
+    let mut names: HashMap<Value, String> = HashMap::new();
+    let mut stems: HashMap<NodeId, String> = HashMap::new();
     let mut n_values = 0usize;
     for &id in &order {
         let node = graph.node(id);
-        let describe = node.describe();
-        let mut statics = Vec::with_capacity(node.outputs.len());
-        let mut symbolic = false;
-        for (port, ty) in node.outputs.iter().enumerate() {
+        if let NodeKind::Op(op) = &node.kind {
+            stems.insert(id, kernel_stem(node.label.as_deref(), op));
+        }
+        for port in 0..node.outputs.len() {
             let value_name = match &node.kind {
                 NodeKind::Input { name } => name.clone(),
                 NodeKind::Const { name, .. } => format!("@{name}"),
@@ -321,6 +392,35 @@ pub fn lower_graph(graph: &Graph) -> Result<Program, LowerError> {
                     format!("%{}", n_values - 1)
                 }
             };
+            names.insert(Value::new(id, port as u32), value_name);
+        }
+    }
+    let links = fuse::plan_links(graph, &order, &names, &stems);
+    let mut lw = Lowerer {
+        graph,
+        names,
+        program: Program {
+            buffers: Vec::new(),
+            calls: Vec::new(),
+            outputs: Vec::new(),
+        },
+        kernel_names: HashMap::new(),
+        values: HashMap::new(),
+        links,
+        absorbed: HashSet::new(),
+        fused: Vec::new(),
+    };
+    for &id in &order {
+        if lw.absorbed.contains(&id) {
+            // Computed by its producer's kernel, which registered the chain's value.
+            continue;
+        }
+        let node = graph.node(id);
+        let describe = node.describe();
+        let mut statics = Vec::with_capacity(node.outputs.len());
+        let mut symbolic = false;
+        for (port, ty) in node.outputs.iter().enumerate() {
+            let value_name = lw.names[&Value::new(id, port as u32)].clone();
             match ty.shape.as_static() {
                 Some(shape) => statics.push((value_name, ty.dtype, shape)),
                 None => {
@@ -349,7 +449,7 @@ pub fn lower_graph(graph: &Graph) -> Result<Program, LowerError> {
                     shape.clone(),
                     BufferSource::Input { name: name.clone() },
                 );
-                values.insert(
+                lw.values.insert(
                     Value::new(id, 0),
                     Operand {
                         buf,
@@ -360,10 +460,9 @@ pub fn lower_graph(graph: &Graph) -> Result<Program, LowerError> {
                     },
                 );
             }
-            NodeKind::Const { value, .. } => {
-                let (value_name, _, _) = statics.remove(0);
-                let operand = lw.weight(value_name, value.clone());
-                values.insert(Value::new(id, 0), operand);
+            NodeKind::Const { .. } => {
+                // Bound here, or earlier by an epilogue that reads it.
+                lw.operand(Value::new(id, 0));
             }
             NodeKind::Op(op) => {
                 let input_values = graph.node_inputs(id);
@@ -374,7 +473,7 @@ pub fn lower_graph(graph: &Graph) -> Result<Program, LowerError> {
                 for value in &input_values {
                     match value {
                         None => inputs.push(None),
-                        Some(v) => match values.get(v) {
+                        Some(v) => match lw.values.get(v) {
                             Some(operand) => inputs.push(Some(operand.clone())),
                             None => complete = false,
                         },
@@ -397,7 +496,7 @@ pub fn lower_graph(graph: &Graph) -> Result<Program, LowerError> {
                         ));
                         continue;
                     }
-                    values.insert(
+                    lw.values.insert(
                         Value::new(id, 0),
                         Operand {
                             shape,
@@ -411,16 +510,26 @@ pub fn lower_graph(graph: &Graph) -> Result<Program, LowerError> {
                     .map(|(value_name, dtype, shape)| lw.computed(value_name, dtype, shape))
                     .collect();
                 let cx = NodeCx {
+                    id,
                     node: describe.clone(),
                     op,
                     inputs,
                     outputs,
-                    stem: kernel_stem(node.label.as_deref(), op),
+                    stem: stems[&id].clone(),
                 };
-                match lower_node(&mut lw, &cx) {
+                let result = lower_node(&mut lw, &cx);
+                let fused = std::mem::take(&mut lw.fused);
+                match result {
                     Ok(()) => {
                         for (port, operand) in cx.outputs.into_iter().enumerate() {
-                            values.insert(Value::new(id, port as u32), operand);
+                            let value = Value::new(id, port as u32);
+                            // A value an epilogue consumed never exists on its own.
+                            if !fused.iter().any(|(v, _, _)| *v == value) {
+                                lw.values.insert(value, operand);
+                            }
+                        }
+                        for (_, value, operand) in fused {
+                            lw.values.insert(value, operand);
                         }
                     }
                     Err(reason) => issues.push(unsupported(&describe, op, &reason)),
@@ -436,7 +545,7 @@ pub fn lower_graph(graph: &Graph) -> Result<Program, LowerError> {
     // anything else is copied.
     let mut used: Vec<ProgramBufferId> = Vec::new();
     for (name, value) in graph.outputs() {
-        let Some(operand) = values.get(value).cloned() else {
+        let Some(operand) = lw.values.get(value).cloned() else {
             issues.push(LowerIssue::MissingOutput {
                 output: name.clone(),
             });

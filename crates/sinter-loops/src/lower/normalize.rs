@@ -10,6 +10,7 @@
 //! channel window of a zero-padded scratch copy, so the window loads are affine and in bounds.
 
 use super::conv::{pad_spatial_into_scratch, PaddedCopy};
+use super::fuse::var_coords;
 use super::{broadcast_strides, cst, norm_axis, Lowerer, NodeCx, Operand};
 use crate::builder::row_major_strides;
 use crate::ir::*;
@@ -62,6 +63,7 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
                 &RowNorm {
                     outer: outer.clone(),
                     block: block.to_vec(),
+                    channel_group: None,
                     center: matches!(cx.op, Op::LayerNorm { .. }),
                     epsilon: f64::from(*epsilon),
                     scale: (scale, zeros.clone(), broadcast_strides(&scale.shape, block)),
@@ -83,6 +85,7 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
                 &RowNorm {
                     outer: vec![x.shape[0], x.shape[1]],
                     block: vec![spatial],
+                    channel_group: None,
                     center: true,
                     epsilon: f64::from(*epsilon),
                     scale: channel(1)?,
@@ -113,6 +116,7 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
                 &RowNorm {
                     outer: vec![x.shape[0], groups],
                     block: vec![cg, spatial],
+                    channel_group: Some(cg),
                     center: true,
                     epsilon: f64::from(*epsilon),
                     scale: channel(1)?,
@@ -132,14 +136,15 @@ fn lower_batch_norm(lw: &mut Lowerer, cx: &NodeCx, epsilon: f64) -> Result<(), S
     }
     let dtype = x.dtype;
     let spatial: usize = x.shape[2..].iter().product();
+    let shape = [x.shape[0], x.shape[1], spatial];
+    let epilogue = lw.take_epilogue(cx, 0, &shape);
     let mut k = lw.kernel(&cx.stem, &[&cx.node]);
     let xb = k.input(x);
     let params: Vec<BufferId> = (1..5)
         .map(|slot| cx.input(slot).map(|p| k.input(p)))
         .collect::<Result<_, _>>()?;
-    let yb = k.output(out);
+    let y = k.sink(out, epilogue);
     let (scale, bias, mean, var) = (params[0], params[1], params[2], params[3]);
-    let shape = [x.shape[0], x.shape[1], spatial];
     let strides = row_major_strides(&shape);
     k.kb.loops(&shape, |kb, v| {
         let c = |b| Expr::load(b, Index::var(v[1]));
@@ -152,7 +157,7 @@ fn lower_batch_norm(lw: &mut Lowerer, cx: &NodeCx, epsilon: f64) -> Result<(), S
             ),
             c(bias),
         );
-        kb.store(yb, xi, value);
+        y.store(kb, xi, value, &var_coords(v));
     });
     lw.emit(k);
     Ok(())
@@ -163,6 +168,9 @@ fn lower_batch_norm(lw: &mut Lowerer, cx: &NodeCx, epsilon: f64) -> Result<(), S
 struct RowNorm<'a> {
     outer: Vec<usize>,
     block: Vec<usize>,
+    /// For group_norm, the channels per group: `outer` is `[N, groups]` and `block` `[cg, S]`, and
+    /// the output is viewed as `[N, C, S]` with channel `group * cg + c`.
+    channel_group: Option<usize>,
     /// Subtract the mean (layer, instance and group norm) or not (rms norm).
     center: bool,
     epsilon: f64,
@@ -182,11 +190,27 @@ fn lower_row_norm(lw: &mut Lowerer, cx: &NodeCx, n: &RowNorm) -> Result<(), Stri
     let strides = row_major_strides(&full);
     let (outer_strides, block_strides) = strides.split_at(n.outer.len());
     let count: usize = n.block.iter().product();
+    // The view the epilogue indexes: the row layout, or [N, C, S] for group_norm.
+    let view = match n.channel_group {
+        Some(cg) => vec![n.outer[0], n.outer[1] * cg, n.block[1]],
+        None => full.clone(),
+    };
+    let coords = |ov: &[LoopVar], bv: &[LoopVar]| -> Vec<Index> {
+        match n.channel_group {
+            Some(cg) => vec![
+                Index::var(ov[0]),
+                Index::affine([(ov[1], cg as i64), (bv[0], 1)], 0),
+                Index::var(bv[1]),
+            ],
+            None => var_coords(&[ov, bv].concat()),
+        }
+    };
+    let epilogue = lw.take_epilogue(cx, 0, &view);
     let mut k = lw.kernel(&cx.stem, &[&cx.node]);
     let xb = k.input(x);
     let sb = k.input(n.scale.0);
     let bb = n.bias.as_ref().map(|b| k.input(b.0));
-    let yb = k.output(out);
+    let y = k.sink(out, epilogue);
     k.kb.loops(&n.outer, |kb, ov| {
         let row = Index::strided(ov, outer_strides, 0);
         let at = |bv: &[LoopVar]| row.clone().plus(Index::strided(bv, block_strides, 0));
@@ -230,7 +254,7 @@ fn lower_row_norm(lw: &mut Lowerer, cx: &NodeCx, n: &RowNorm) -> Result<(), Stri
             if let (Some(b), Some((_, so, sbs))) = (bb, &n.bias) {
                 value = Expr::add(value, param((b, so, sbs)));
             }
-            kb.store(yb, at(bv), value);
+            y.store(kb, at(bv), value, &coords(ov, bv));
         });
     });
     lw.emit(k);
@@ -246,9 +270,10 @@ fn lower_softmax(lw: &mut Lowerer, cx: &NodeCx, axis: i64, log: bool) -> Result<
     let outer: usize = x.shape[..axis].iter().product();
     let inner: usize = x.shape[axis + 1..].iter().product();
     let strides = [(n_axis * inner) as i64, 1, inner as i64];
+    let epilogue = lw.take_epilogue(cx, 0, &[outer, n_axis, inner]);
     let mut k = lw.kernel(&cx.stem, &[&cx.node]);
     let xb = k.input(x);
-    let yb = k.output(out);
+    let y = k.sink(out, epilogue);
     k.kb.loops(&[outer, inner], |kb, v| {
         let at = |j: LoopVar| Index::strided(&[v[0], v[1], j], &strides, 0);
         let max = kb.local(dtype, cst(dtype, f64::NEG_INFINITY));
@@ -275,7 +300,7 @@ fn lower_softmax(lw: &mut Lowerer, cx: &NodeCx, axis: i64, log: bool) -> Result<
             } else {
                 Expr::mul(Expr::unary(UnaryOp::Exp, shifted), Expr::Local(post))
             };
-            kb.store(yb, at(j), value);
+            y.store(kb, at(j), value, &var_coords(&[v[0], j, v[1]]));
         });
     });
     lw.emit(k);
@@ -301,9 +326,10 @@ fn lower_lrn(
     let spatial: usize = x.shape[2..].iter().product();
     let (n, c) = (x.shape[0], x.shape[1]);
     let view = [n, c, spatial];
+    let epilogue = lw.take_epilogue(cx, 0, &view);
     let mut k = lw.kernel(&cx.stem, &[&cx.node]);
     let xb = k.input(x);
-    let yb = k.output(out);
+    let y = k.sink(out, epilogue);
     // Pad the channel axis (treated as the "spatial" axis of a [N, C, S] view moved to the middle):
     // the scratch is [N, C + size - 1, S] with x at channel offset `before`.
     let padded_c = c + size - 1;
@@ -334,7 +360,8 @@ fn lower_lrn(
             Expr::add(cst(dtype, bias), Expr::mul(scale.clone(), Expr::Local(sum))),
             cst(dtype, beta),
         );
-        kb.store(yb, xi.clone(), Expr::div(Expr::load(xb, xi), denom));
+        let value = Expr::div(Expr::load(xb, xi.clone()), denom);
+        y.store(kb, xi, value, &var_coords(v));
     });
     lw.emit(k);
     Ok(())

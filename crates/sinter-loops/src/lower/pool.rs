@@ -12,6 +12,7 @@
 //! shape. A global pool is a window covering the whole spatial extent.
 
 use super::conv::{pad_spatial_into_scratch, per_axis_or_ones, resolve_pads, PaddedCopy};
+use super::fuse::var_coords;
 use super::{cst, Lowerer, NodeCx};
 use crate::builder::row_major_strides;
 use crate::ir::*;
@@ -184,10 +185,11 @@ fn lower_pool(
         }
     };
 
+    let epilogue = lw.take_epilogue(cx, 0, &out.shape);
     let mut k = lw.kernel(&cx.stem, &[&cx.node]);
     let xb = k.input(x);
     let db = divisor.as_ref().map(|d| k.input(d));
-    let yb = k.output(out);
+    let y = k.sink(out, epilogue);
     let fill = match (kind, dtype) {
         (PoolKind::Average { .. }, _) => cst(dtype, 0.0),
         (PoolKind::Max, DType::I8) => Expr::Const(Scalar::I8(i8::MIN)),
@@ -253,7 +255,12 @@ fn lower_pool(
                 Expr::load(d, Index::strided(&ov[2..], &sp_out_strides, 0)),
             );
         }
-        kb.store(yb, Index::strided(ov, &y_strides, 0), result);
+        y.store(
+            kb,
+            Index::strided(ov, &y_strides, 0),
+            result,
+            &var_coords(ov),
+        );
     });
     lw.emit(k);
     Ok(())

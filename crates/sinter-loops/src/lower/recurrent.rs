@@ -14,10 +14,13 @@
 //! zero past a sequence's length, and the final states are zero for an empty sequence, as in
 //! sinter-ref. Gates accumulate in the input dtype (sinter-ref uses f64).
 
+use super::tiles::{emit_tiles, pack_panels, BLayout, Columns, TileEpilogueFn, TileNest};
 use super::{cst, elementwise::softplus, Lowerer, NodeCx, Operand};
 use crate::builder::KernelBuilder;
 use crate::ir::*;
-use sinter_ir::{DType, RecurrentCell, RnnActivation, RnnActivationParams, RnnDirection};
+use sinter_ir::{
+    DType, RecurrentCell, RnnActivation, RnnActivationParams, RnnDirection, TensorData,
+};
 use std::ops::{Add, Div, Mul, Sub};
 
 /// Recurrent activations as loop-IR expressions (the parameters are resolved in `sinter_ir`).
@@ -120,6 +123,26 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
         (b_i * h_i, h_i)
     };
 
+    // f32 layers with constant weights compute their gate products with register tiles: the input
+    // projection of every time step at once per batch element (`seq x rows x input`), then one
+    // `1 x rows x hidden` product per step. `w` and `r` are packed into panels of their transposes
+    // here, once per direction.
+    let packed = match (lw.weight_tensor(w), lw.weight_tensor(r)) {
+        (Some(w_data), Some(r_data)) if dtype == DType::F32 && input > 0 && hidden > 0 => {
+            let (TensorData::F32(w_data), TensorData::F32(r_data)) = (w_data.data(), r_data.data())
+            else {
+                return Err("f32 layer with non-f32 weights".into());
+            };
+            let w_panels = pack_panels(w_data, n_dir, input, rows, 1, in_i)?;
+            let r_panels = pack_panels(r_data, n_dir, hidden, rows, 1, h_i)?;
+            Some((
+                lw.weight(format!("{}.panels", w.name), w_panels),
+                lw.weight(format!("{}.panels", r.name), r_panels),
+            ))
+        }
+        _ => None,
+    };
+
     let mut k = lw.kernel(&cx.stem, &[&cx.node]);
     let xb = k.input(x);
     let wb = k.input(w);
@@ -134,7 +157,13 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
     let ycb = outs.get(2).copied();
     let h_s = k.scratch("h", dtype, &[batch, hidden]);
     let c_s = k.scratch("c", dtype, &[batch, hidden]);
-    let gx = k.scratch("gx", dtype, &[rows]);
+    let panels = packed.as_ref().map(|(wp, rp)| (k.input(wp), k.input(rp)));
+    // With tiles, `gx` holds the input projections of every time step (row `t`), else one step's.
+    let gx = k.scratch(
+        "gx",
+        dtype,
+        &[if panels.is_some() { seq * rows } else { rows }],
+    );
     let gh = k.scratch("gh", dtype, &[rows]);
     let aux = k.scratch("aux", dtype, &[3 * hidden.max(1)]);
     let zero = cst(dtype, 0.0);
@@ -165,6 +194,23 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
                 kb.store(h_s, hs(u), init(ihb));
                 kb.store(c_s, hs(u), init(icb));
             });
+            if let Some((wp, _)) = panels {
+                emit_gate_product(
+                    kb,
+                    GateProduct {
+                        m: seq,
+                        k: input,
+                        rows,
+                        a: xb,
+                        a_base: Index::affine([(bv, x_b)], 0),
+                        a_m: x_t,
+                        panels: wp,
+                        panels_base: d_i * (rows * input) as i64,
+                        c: gx,
+                        bias: bb.map(|b| (b, d_i * 2 * rows as i64)),
+                    },
+                );
+            }
             kb.loop_(seq, |kb, sv| {
                 // The time index with element stride `stride`.
                 let time = |stride: i64| -> Index {
@@ -187,45 +233,68 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
                         }
                     }
                 };
+                // Gate pre-activation `at` (a row of the gates) of the input projection.
+                let gx_at = |at: Index| match panels {
+                    Some(_) => Expr::load(gx, time(rows as i64).plus(at)),
+                    None => Expr::load(gx, at),
+                };
                 let step = |kb: &mut KernelBuilder| {
                     // Gate pre-activations: gx = W x + Wb, gh = R h + Rb.
-                    kb.loop_(rows, |kb, row| {
-                        let wb_bias = bb.map_or(zero.clone(), |b| {
-                            Expr::load(b, Index::affine([(row, 1)], d_i * 2 * rows as i64))
+                    if let Some((_, rp)) = panels {
+                        emit_gate_product(
+                            kb,
+                            GateProduct {
+                                m: 1,
+                                k: hidden,
+                                rows,
+                                a: h_s,
+                                a_base: Index::affine([(bv, h_i)], 0),
+                                a_m: h_i,
+                                panels: rp,
+                                panels_base: d_i * (rows * hidden) as i64,
+                                c: gh,
+                                bias: bb.map(|b| (b, d_i * 2 * rows as i64 + rows as i64)),
+                            },
+                        );
+                    } else {
+                        kb.loop_(rows, |kb, row| {
+                            let wb_bias = bb.map_or(zero.clone(), |b| {
+                                Expr::load(b, Index::affine([(row, 1)], d_i * 2 * rows as i64))
+                            });
+                            let acc = kb.local(dtype, wb_bias);
+                            kb.loop_(input, |kb, i| {
+                                let wv = Expr::load(
+                                    wb,
+                                    Index::affine([(row, in_i), (i, 1)], d_i * rows as i64 * in_i),
+                                );
+                                let xv = Expr::load(
+                                    xb,
+                                    time(x_t).plus(Index::affine([(bv, x_b), (i, 1)], 0)),
+                                );
+                                kb.assign(acc, Expr::fma(wv, xv, Expr::Local(acc)));
+                            });
+                            kb.store(gx, Index::var(row), Expr::Local(acc));
+                            let rb_bias = bb.map_or(zero.clone(), |b| {
+                                Expr::load(
+                                    b,
+                                    Index::affine([(row, 1)], d_i * 2 * rows as i64 + rows as i64),
+                                )
+                            });
+                            let acc = kb.local(dtype, rb_bias);
+                            kb.loop_(hidden, |kb, j| {
+                                let rv = Expr::load(
+                                    rb,
+                                    Index::affine([(row, h_i), (j, 1)], d_i * rows as i64 * h_i),
+                                );
+                                let hv = Expr::load(h_s, hs(j));
+                                kb.assign(acc, Expr::fma(rv, hv, Expr::Local(acc)));
+                            });
+                            kb.store(gh, Index::var(row), Expr::Local(acc));
                         });
-                        let acc = kb.local(dtype, wb_bias);
-                        kb.loop_(input, |kb, i| {
-                            let wv = Expr::load(
-                                wb,
-                                Index::affine([(row, in_i), (i, 1)], d_i * rows as i64 * in_i),
-                            );
-                            let xv = Expr::load(
-                                xb,
-                                time(x_t).plus(Index::affine([(bv, x_b), (i, 1)], 0)),
-                            );
-                            kb.assign(acc, Expr::fma(wv, xv, Expr::Local(acc)));
-                        });
-                        kb.store(gx, Index::var(row), Expr::Local(acc));
-                        let rb_bias = bb.map_or(zero.clone(), |b| {
-                            Expr::load(
-                                b,
-                                Index::affine([(row, 1)], d_i * 2 * rows as i64 + rows as i64),
-                            )
-                        });
-                        let acc = kb.local(dtype, rb_bias);
-                        kb.loop_(hidden, |kb, j| {
-                            let rv = Expr::load(
-                                rb,
-                                Index::affine([(row, h_i), (j, 1)], d_i * rows as i64 * h_i),
-                            );
-                            let hv = Expr::load(h_s, hs(j));
-                            kb.assign(acc, Expr::fma(rv, hv, Expr::Local(acc)));
-                        });
-                        kb.store(gh, Index::var(row), Expr::Local(acc));
-                    });
+                    }
                     let gate = |g: usize, u: LoopVar| {
                         let at = Index::affine([(u, 1)], (g * hidden) as i64);
-                        Expr::add(Expr::load(gx, at.clone()), Expr::load(gh, at))
+                        Expr::add(gx_at(at.clone()), Expr::load(gh, at))
                     };
                     let peep = |g: i64, u: LoopVar| {
                         pb.map(|p| Expr::load(p, Index::affine([(u, 1)], d_i * 3 * h_i + g * h_i)))
@@ -280,10 +349,8 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
                             let (f, g) = (act[0], act[1]);
                             // aux[0..H] = z, aux[H..2H] = r, aux[2H..3H] = candidate.
                             kb.loop_(2 * hidden, |kb, u| {
-                                let pre = Expr::add(
-                                    Expr::load(gx, Index::var(u)),
-                                    Expr::load(gh, Index::var(u)),
-                                );
+                                let pre =
+                                    Expr::add(gx_at(Index::var(u)), Expr::load(gh, Index::var(u)));
                                 kb.store(aux, Index::var(u), f.apply(dtype, clipped(pre)));
                             });
                             kb.loop_(hidden, |kb, u| {
@@ -291,7 +358,7 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
                                 let r_u = Expr::load(aux, Index::affine([(u, 1)], h_i));
                                 let pre = if linear_before_reset {
                                     Expr::add(
-                                        Expr::load(gx, row.clone()),
+                                        gx_at(row.clone()),
                                         Expr::mul(r_u, Expr::load(gh, row)),
                                     )
                                 } else {
@@ -319,7 +386,7 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
                                         );
                                         kb.assign(acc, Expr::fma(rv, reset_h, Expr::Local(acc)));
                                     });
-                                    Expr::add(Expr::load(gx, row), Expr::Local(acc))
+                                    Expr::add(gx_at(row), Expr::Local(acc))
                                 };
                                 kb.store(
                                     aux,
@@ -368,4 +435,45 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
     }
     lw.emit(k);
     Ok(())
+}
+
+/// One gate product of a direction: `c[t, row] = Σ_k a[t, k] · w[row, k] (+ bias[row])` for
+/// `t < m`, with `w` packed as the panels of its transpose and `c` row-major (`rows` wide).
+struct GateProduct {
+    m: usize,
+    k: usize,
+    rows: usize,
+    a: BufferId,
+    a_base: Index,
+    a_m: i64,
+    panels: BufferId,
+    /// Where this direction's panels start.
+    panels_base: i64,
+    c: BufferId,
+    /// The bias buffer and where this product's bias starts in it.
+    bias: Option<(BufferId, i64)>,
+}
+
+fn emit_gate_product(kb: &mut KernelBuilder, g: GateProduct) {
+    let bias = |_: &mut KernelBuilder, acc: Expr, _: &Index, n: &Index| match g.bias {
+        Some((b, offset)) => Expr::add(acc, Expr::load(b, n.clone().plus(Index::constant(offset)))),
+        None => acc,
+    };
+    let nest = TileNest {
+        m: g.m,
+        n: g.rows,
+        k: g.k,
+        a: g.a,
+        a_base: g.a_base.clone(),
+        a_m: g.a_m,
+        a_k: 1,
+        b: g.panels,
+        b_base: Index::constant(g.panels_base),
+        b_layout: BLayout::Panels,
+        c: g.c,
+        c_base: Index::constant(0),
+        c_m: g.rows as i64,
+        epilogue: g.bias.is_some().then_some(&bias as &TileEpilogueFn),
+    };
+    emit_tiles(kb, &nest, Columns::All);
 }

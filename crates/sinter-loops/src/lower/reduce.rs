@@ -9,6 +9,7 @@
 //! sinter-ref does. Integer reductions wrap; integer mean divides the wrapped sum in f64 and
 //! truncates. arg_max/arg_min treat NaN as the extreme and break ties as sinter-ref's `beats` does.
 
+use super::fuse::var_coords;
 use super::{cst, norm_axis, Lowerer, NodeCx, Operand};
 use crate::builder::{row_major_strides, KernelBuilder};
 use crate::ir::*;
@@ -81,9 +82,10 @@ fn lower_reduction(
     let count: usize = red_shape.iter().product();
     let y_strides = row_major_strides(&kept_shape);
 
+    let epilogue = lw.take_epilogue(cx, 0, &kept_shape);
     let mut k = lw.kernel(&cx.stem, &[&cx.node]);
     let xb = k.input(x);
-    let yb = k.output(out);
+    let y = k.sink(out, epilogue);
     let (lowest, highest) = extremes(dtype);
     k.kb.loops(&kept_shape, |kb, kv| {
         let load = |rv: &[LoopVar]| {
@@ -178,7 +180,12 @@ fn lower_reduction(
             ),
             _ => a,
         };
-        kb.store(yb, Index::strided(kv, &y_strides, 0), result);
+        y.store(
+            kb,
+            Index::strided(kv, &y_strides, 0),
+            result,
+            &var_coords(kv),
+        );
     });
     lw.emit(k);
     Ok(())
@@ -234,9 +241,10 @@ fn lower_arg(
     let outer_strides: Vec<i64> = outer.iter().map(|&a| x_strides[a]).collect();
     let y_strides = row_major_strides(&outer_shape);
     let axis_stride = x_strides[axis];
+    let epilogue = lw.take_epilogue(cx, 0, &outer_shape);
     let mut k = lw.kernel(&cx.stem, &[&cx.node]);
     let xb = k.input(x);
-    let yb = k.output(out);
+    let y = k.sink(out, epilogue);
     k.kb.loops(&outer_shape, |kb: &mut KernelBuilder, ov| {
         let base = Index::strided(ov, &outer_strides, 0);
         let best = kb.local(dtype, Expr::load(xb, base.clone()));
@@ -282,7 +290,12 @@ fn lower_arg(
                 ),
             );
         });
-        kb.store(yb, Index::strided(ov, &y_strides, 0), Expr::Local(best_idx));
+        y.store(
+            kb,
+            Index::strided(ov, &y_strides, 0),
+            Expr::Local(best_idx),
+            &var_coords(ov),
+        );
     });
     lw.emit(k);
     Ok(())

@@ -60,8 +60,16 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
     if axis_scales.iter().map(|s| s.out_size).collect::<Vec<_>>() != out.shape {
         return Err("the declared output shape differs from the scales".into());
     }
-    if out.len() == 0 || x.len() == 0 {
-        return Err("empty resize".into());
+    if out.len() == 0 {
+        // Nothing to compute; the kernel still declares the output, which it "writes" (all of its
+        // zero elements) so the program gives the output a buffer.
+        let mut k = lw.kernel(&cx.stem, &[&cx.node]);
+        k.output(out);
+        lw.emit(k);
+        return Ok(());
+    }
+    if x.len() == 0 {
+        return Err("resize of an empty input to a non-empty output".into());
     }
     let taps: Vec<Vec<[(usize, f64); 2]>> = (0..rank)
         .map(|a| {
