@@ -143,9 +143,12 @@ struct SharedArgs(*const *mut u8);
 unsafe impl Send for SharedArgs {}
 unsafe impl Sync for SharedArgs {}
 
-/// The least [`sinter_loops::Kernel::work`] worth one chunk of a parallel loop: about 64K
-/// element operations, tens of microseconds, well above the cost of waking a pool thread.
-const MIN_CHUNK_WORK: u64 = 1 << 16;
+/// The least [`sinter_loops::Kernel::work`] worth one chunk of a parallel loop: about 256K
+/// element operations (tens of microseconds). Measured on the small CNN fixtures: with 64K, kernels
+/// of a few hundred microseconds were split and two threads ran them 0.54-0.72x as fast as one
+/// (waking pool threads costs more than the chunk); with 256K they stay on the calling thread, while
+/// GEMM 512 and the full-size ResNet-18 still split.
+const MIN_CHUNK_WORK: u64 = 1 << 18;
 
 /// The top-level parallel loop of a kernel body, as the code generator recognises it.
 fn parallel_extent(body: &[Stmt]) -> Option<usize> {
