@@ -22,11 +22,11 @@
 //!   (contiguous) dim; reductions (matmul's `k`, conv's window) sit inside the output loops.
 //! - **Elementwise chains fuse into their producer.** A decision pass (`fuse.rs`) links each value
 //!   with one use to its elementwise consumer when the consumer keeps the value's shape and dtype. A
-//!   producer that writes each output element once asks [`Lowerer::take_epilogue`] for the chain
-//!   and stores `epilogue(value)` through [`KernelDraft::sink`]; the absorbed nodes emit no kernel
+//!   producer that writes each output element once asks `Lowerer::take_epilogue` for the chain
+//!   and stores `epilogue(value)` through `KernelDraft::sink`; the absorbed nodes emit no kernel
 //!   and appear in the kernel's origins and name (`conv1_relu`). Elementwise ops, pools,
-//!   reductions and normalizations opt in; a producer that does not ask leaves its consumers to
-//!   their own kernels.
+//!   reductions, normalizations and the tile epilogues of matmul, gemm and conv opt in; a producer
+//!   that does not ask leaves its consumers to their own kernels.
 
 mod attention;
 mod conv;
