@@ -970,3 +970,37 @@ fn elementwise_chains_fuse_into_tile_epilogues() {
     assert!(count_tiles(&g) > 0);
     check_graph(&g, 2, TOL);
 }
+
+#[test]
+fn gru_without_linear_before_reset_tiles_its_candidate_product_too() {
+    let tiles = |linear_before_reset: bool| {
+        let mut g = Graph::new("t");
+        let mut rng = SplitMix64::new(3);
+        let x = g
+            .add_input("x", TensorType::fixed(F32, &[4, 1, 3]))
+            .unwrap();
+        let w = g
+            .add_const("w", random_tensor(&mut rng, F32, &[1, 15, 3]))
+            .unwrap();
+        let r = g
+            .add_const("r", random_tensor(&mut rng, F32, &[1, 15, 5]))
+            .unwrap();
+        let attrs = [
+            ("hidden_size", AttrValue::Int(5)),
+            ("linear_before_reset", AttrValue::Bool(linear_before_reset)),
+        ];
+        let outs = g
+            .add_op_inferred(op("gru", &attrs), &[Some(x), Some(w), Some(r)], None)
+            .unwrap();
+        g.add_output("y", outs[0]).unwrap();
+        check_graph(&g, 1, TOL);
+        count_tiles(&g)
+    };
+    // The input projection and R h (two panels: 8 + 7 rows), plus R_c (r ⊙ h) without it.
+    assert!(
+        tiles(false) > tiles(true),
+        "{} vs {}",
+        tiles(false),
+        tiles(true)
+    );
+}

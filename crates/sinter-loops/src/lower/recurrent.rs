@@ -135,9 +135,26 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
             };
             let w_panels = pack_panels(w_data, n_dir, input, rows, 1, in_i)?;
             let r_panels = pack_panels(r_data, n_dir, hidden, rows, 1, h_i)?;
+            // GRU without linear_before_reset multiplies the candidate rows of `r` by `r ⊙ h`, a
+            // product of its own: those rows get their own panels.
+            let candidate = match cell {
+                RecurrentCell::Gru {
+                    linear_before_reset: false,
+                } => {
+                    let rows_of = |d: usize| {
+                        let start = (d * rows + 2 * hidden) * hidden;
+                        r_data[start..start + hidden * hidden].iter().copied()
+                    };
+                    let data: Vec<f32> = (0..n_dir).flat_map(rows_of).collect();
+                    let panels = pack_panels(&data, n_dir, hidden, hidden, 1, h_i)?;
+                    Some(lw.weight(format!("{}.candidate_panels", r.name), panels))
+                }
+                _ => None,
+            };
             Some((
                 lw.weight(format!("{}.panels", w.name), w_panels),
                 lw.weight(format!("{}.panels", r.name), r_panels),
+                candidate,
             ))
         }
         _ => None,
@@ -157,7 +174,13 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
     let ycb = outs.get(2).copied();
     let h_s = k.scratch("h", dtype, &[batch, hidden]);
     let c_s = k.scratch("c", dtype, &[batch, hidden]);
-    let panels = packed.as_ref().map(|(wp, rp)| (k.input(wp), k.input(rp)));
+    let panels = packed
+        .as_ref()
+        .map(|(wp, rp, _)| (k.input(wp), k.input(rp)));
+    let candidate_panels = packed
+        .as_ref()
+        .and_then(|(_, _, cp)| cp.as_ref())
+        .map(|cp| (k.input(cp), k.scratch("reset_h", dtype, &[hidden])));
     // With tiles, `gx` holds the input projections of every time step (row `t`), else one step's.
     let gx = k.scratch(
         "gx",
@@ -207,6 +230,7 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
                         panels: wp,
                         panels_base: d_i * (rows * input) as i64,
                         c: gx,
+                        c_base: 0,
                         bias: bb.map(|b| (b, d_i * 2 * rows as i64)),
                     },
                 );
@@ -253,6 +277,7 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
                                 panels: rp,
                                 panels_base: d_i * (rows * hidden) as i64,
                                 c: gh,
+                                c_base: 0,
                                 bias: bb.map(|b| (b, d_i * 2 * rows as i64 + rows as i64)),
                             },
                         );
@@ -353,6 +378,35 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
                                     Expr::add(gx_at(Index::var(u)), Expr::load(gh, Index::var(u)));
                                 kb.store(aux, Index::var(u), f.apply(dtype, clipped(pre)));
                             });
+                            // R_c (r ⊙ h) + Rb_c into gh's candidate rows, as a tile product.
+                            if let Some((cp, reset_h)) = candidate_panels {
+                                kb.loop_(hidden, |kb, j| {
+                                    let r_j = Expr::load(aux, Index::affine([(j, 1)], h_i));
+                                    kb.store(
+                                        reset_h,
+                                        Index::var(j),
+                                        Expr::mul(Expr::load(h_s, hs(j)), r_j),
+                                    );
+                                });
+                                emit_gate_product(
+                                    kb,
+                                    GateProduct {
+                                        m: 1,
+                                        k: hidden,
+                                        rows: hidden,
+                                        a: reset_h,
+                                        a_base: Index::constant(0),
+                                        a_m: h_i,
+                                        panels: cp,
+                                        panels_base: d_i * (hidden * hidden) as i64,
+                                        c: gh,
+                                        c_base: 2 * h_i,
+                                        bias: bb.map(|b| {
+                                            (b, d_i * 2 * rows as i64 + rows as i64 + 2 * h_i)
+                                        }),
+                                    },
+                                );
+                            }
                             kb.loop_(hidden, |kb, u| {
                                 let row = Index::affine([(u, 1)], 2 * h_i);
                                 let r_u = Expr::load(aux, Index::affine([(u, 1)], h_i));
@@ -361,6 +415,8 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
                                         gx_at(row.clone()),
                                         Expr::mul(r_u, Expr::load(gh, row)),
                                     )
+                                } else if candidate_panels.is_some() {
+                                    Expr::add(gx_at(row.clone()), Expr::load(gh, row))
                                 } else {
                                     let rb_bias = bb.map_or(zero.clone(), |b| {
                                         Expr::load(
@@ -450,6 +506,8 @@ struct GateProduct {
     /// Where this direction's panels start.
     panels_base: i64,
     c: BufferId,
+    /// Where row 0 of the result starts in `c`.
+    c_base: i64,
     /// The bias buffer and where this product's bias starts in it.
     bias: Option<(BufferId, i64)>,
 }
@@ -471,7 +529,7 @@ fn emit_gate_product(kb: &mut KernelBuilder, g: GateProduct) {
         b_base: Index::constant(g.panels_base),
         b_layout: BLayout::Panels,
         c: g.c,
-        c_base: Index::constant(0),
+        c_base: Index::constant(g.c_base),
         c_m: g.rows as i64,
         epilogue: g.bias.is_some().then_some(&bias as &TileEpilogueFn),
     };
