@@ -181,6 +181,32 @@ impl Index {
         Index::strided(vars, &row_major_strides(shape), 0)
     }
 
+    /// `self · factor`, the dynamic term's stride included.
+    pub fn scaled(&self, factor: i64) -> Index {
+        Index {
+            terms: self.terms.iter().map(|&(v, c)| (v, c * factor)).collect(),
+            offset: self.offset * factor,
+            dynamic: self.dynamic.as_ref().map(|d| {
+                Box::new(DynamicTerm {
+                    stride: d.stride * factor,
+                    ..(**d).clone()
+                })
+            }),
+        }
+        .normalized()
+    }
+
+    /// `Σ coords[d] · strides[d]`: the element at coordinates `coords` (affine indices) of a
+    /// tensor with `strides` (broadcast dims have stride 0 and contribute nothing).
+    pub fn at_coords(coords: &[Index], strides: &[i64]) -> Index {
+        debug_assert_eq!(coords.len(), strides.len());
+        coords
+            .iter()
+            .zip(strides)
+            .filter(|(_, &s)| s != 0)
+            .fold(Index::constant(0), |acc, (c, &s)| acc.plus(c.scaled(s)))
+    }
+
     /// `self + other`; at most one of them may have a dynamic term.
     pub fn plus(mut self, other: Index) -> Index {
         self.terms.extend(other.terms);

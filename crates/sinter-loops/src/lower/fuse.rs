@@ -306,21 +306,6 @@ fn view_strides(full: &[usize], strides: &[i64], view: &[usize]) -> Option<Vec<i
     (next == dims.len()).then_some(out)
 }
 
-/// `index · factor`.
-fn scaled(index: &Index, factor: i64) -> Index {
-    Index {
-        terms: index.terms.iter().map(|&(v, c)| (v, c * factor)).collect(),
-        offset: index.offset * factor,
-        dynamic: index.dynamic.as_ref().map(|d| {
-            Box::new(DynamicTerm {
-                stride: d.stride * factor,
-                ..(**d).clone()
-            })
-        }),
-    }
-    .normalized()
-}
-
 /// An [`Epilogue`] whose operands are declared in a kernel.
 struct BoundEpilogue {
     /// Per step: the function, the chained slot, the dtype and the bound operands by slot.
@@ -401,7 +386,7 @@ impl OutputSink {
                         debug_assert_eq!(slot, step.slot);
                         value.clone()
                     }
-                    Some((buf, strides)) => Expr::load(*buf, operand_index(coords, strides)),
+                    Some((buf, strides)) => Expr::load(*buf, Index::at_coords(coords, strides)),
                 })
                 .collect();
             value = (step.f)(kb, &args);
@@ -428,7 +413,7 @@ impl OutputSink {
                 .iter()
                 .map(|operand| match operand {
                     None => value.clone(),
-                    Some((buf, strides)) => Expr::load(*buf, operand_index(coords, strides)),
+                    Some((buf, strides)) => Expr::load(*buf, Index::at_coords(coords, strides)),
                 })
                 .collect();
             value = (step.f)(&mut scratch, &args);
@@ -441,15 +426,6 @@ impl OutputSink {
         let value = self.value(kb, value, coords);
         kb.store(self.buf, index, value);
     }
-}
-
-/// The index of an operand with `strides` over the view at `coords`.
-fn operand_index(coords: &[Index], strides: &[i64]) -> Index {
-    coords
-        .iter()
-        .zip(strides)
-        .filter(|(_, &s)| s != 0)
-        .fold(Index::constant(0), |acc, (c, &s)| acc.plus(scaled(c, s)))
 }
 
 /// One coordinate per loop variable (`coords` for [`OutputSink::value`] when the loops walk the view).

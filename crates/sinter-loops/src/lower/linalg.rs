@@ -7,9 +7,9 @@
 //! in f64; the difference is within the fixture tolerances for the sizes in use); integer products
 //! wrap, exactly as sinter-ref's.
 
+use super::fuse::var_coords;
 use super::tiles::{
-    emit_pack, emit_tiles, kernel_parts, pack_panels, scaled_index, BLayout, TileEpilogueFn,
-    TileNest,
+    emit_pack, emit_tiles, kernel_parts, pack_panels, BLayout, TileEpilogueFn, TileNest,
 };
 use super::{broadcast_strides, cst, Lowerer, NodeCx, Operand};
 use crate::builder::{row_major_strides, KernelBuilder};
@@ -161,16 +161,14 @@ fn lower_product_tiled(lw: &mut Lowerer, cx: &NodeCx, p: &Product) -> Result<(),
         let y_buf = y.buf;
         kd.kb.loops(&p.batch, |kb, batch_vars| {
             let epilogue = |_: &mut KernelBuilder, acc: Expr, mi: &Index, ni: &Index| {
+                let mut coords = var_coords(batch_vars);
+                coords.extend([mi.clone(), ni.clone()]);
                 let mut value = acc;
                 if alpha != 1.0 {
                     value = Expr::mul(Expr::f32(alpha as f32), value);
                 }
                 if let Some((beta, c, strides)) = &bias {
-                    let (batch_strides, mn) = strides.split_at(strides.len() - 2);
-                    let index = Index::strided(batch_vars, batch_strides, 0)
-                        .plus(scaled_index(mi, mn[0]))
-                        .plus(scaled_index(ni, mn[1]));
-                    let c_val = Expr::load(*c, index);
+                    let c_val = Expr::load(*c, Index::at_coords(&coords, strides));
                     let scaled_c = if *beta == 1.0 {
                         c_val
                     } else {
@@ -178,8 +176,6 @@ fn lower_product_tiled(lw: &mut Lowerer, cx: &NodeCx, p: &Product) -> Result<(),
                     };
                     value = Expr::add(value, scaled_c);
                 }
-                let mut coords: Vec<Index> = batch_vars.iter().map(|&v| Index::var(v)).collect();
-                coords.extend([mi.clone(), ni.clone()]);
                 y.inline_value(value, &coords)
                     .expect("probed before the loops: f32 chains are expressions")
             };

@@ -95,46 +95,29 @@ pub(crate) fn kernel_parts(stem: &str, outer: usize, n: usize) -> Vec<(String, C
     }
 }
 
-/// `index * factor` (an affine index without a dynamic term).
-pub(crate) fn scaled_index(index: &Index, factor: i64) -> Index {
-    Index::affine(
-        index.terms.iter().map(|&(v, c)| (v, c * factor)),
-        index.offset * factor,
-    )
-}
-
 /// Emits the tiles of `nest` that cover `columns`.
 pub(crate) fn emit_tiles(kb: &mut KernelBuilder, nest: &TileNest, columns: Columns) {
     let (full_panels, rem_n) = (nest.n / NR, nest.n % NR);
     let panel_b = |p: Index, width: usize| -> (Index, i64) {
         match nest.b_layout {
             BLayout::Panels => (
-                nest.b_base
-                    .clone()
-                    .plus(scaled_index(&p, (NR * nest.k) as i64)),
+                nest.b_base.clone().plus(p.scaled((NR * nest.k) as i64)),
                 width as i64,
             ),
-            BLayout::Rows { row } => (nest.b_base.clone().plus(scaled_index(&p, NR as i64)), row),
+            BLayout::Rows { row } => (nest.b_base.clone().plus(p.scaled(NR as i64)), row),
         }
     };
     if matches!(columns, Columns::FullPanels | Columns::All) && full_panels > 0 {
         kb.loop_(full_panels, |kb, p| {
             let p = Index::var(p);
             let (b_index, b_depth) = panel_b(p.clone(), NR);
-            row_tiles(kb, nest, scaled_index(&p, NR as i64), NR, b_index, b_depth);
+            row_tiles(kb, nest, p.scaled(NR as i64), NR, b_index, b_depth);
         });
     }
     if matches!(columns, Columns::Remainder | Columns::All) && rem_n > 0 {
         let p = Index::constant(full_panels as i64);
         let (b_index, b_depth) = panel_b(p.clone(), rem_n);
-        row_tiles(
-            kb,
-            nest,
-            scaled_index(&p, NR as i64),
-            rem_n,
-            b_index,
-            b_depth,
-        );
+        row_tiles(kb, nest, p.scaled(NR as i64), rem_n, b_index, b_depth);
     }
 }
 
@@ -167,7 +150,7 @@ fn row_tiles(
             cols: width as u32,
             depth: nest.k,
             a: nest.a,
-            a_index: nest.a_base.clone().plus(scaled_index(&m0, nest.a_m)),
+            a_index: nest.a_base.clone().plus(m0.scaled(nest.a_m)),
             a_row: nest.a_m,
             a_depth: nest.a_k,
             b: nest.b,
@@ -177,7 +160,7 @@ fn row_tiles(
             c_index: nest
                 .c_base
                 .clone()
-                .plus(scaled_index(&m0, nest.c_m))
+                .plus(m0.scaled(nest.c_m))
                 .plus(n0.clone()),
             c_row: nest.c_m,
             accumulate: false,
@@ -186,7 +169,7 @@ fn row_tiles(
     };
     if full_rows > 0 {
         kb.loop_(full_rows, |kb, t| {
-            tile(kb, scaled_index(&Index::var(t), MR as i64), MR)
+            tile(kb, Index::var(t).scaled(MR as i64), MR)
         });
     }
     if rem_m > 0 {
