@@ -434,12 +434,7 @@ fn lower_conv_tiled(lw: &mut Lowerer, cx: &NodeCx, g: &ConvGeometry) -> Result<(
         let bb = kd.input(&b_operand);
         let biasb = bias.map(|b| kd.input(b));
         let y = kd.sink(out, chain.clone());
-        if y.inline_value(
-            Expr::f32(0.0),
-            &[Index::constant(0), Index::constant(0), Index::constant(0)],
-        )
-        .is_none()
-        {
+        if !y.is_expression() {
             return Err("the fused elementwise chain does not fit a tile epilogue".into());
         }
         let yb = y.buf;
@@ -452,8 +447,7 @@ fn lower_conv_tiled(lw: &mut Lowerer, cx: &NodeCx, g: &ConvGeometry) -> Result<(
                     Some(b) => Expr::add(acc, Expr::load(b, channel.clone())),
                     None => acc,
                 };
-                y.inline_value(value, &[Index::var(nv), channel, ni.clone()])
-                    .expect("probed before the loops: f32 chains are expressions")
+                y.expression(value, &[Index::var(nv), channel, ni.clone()])
             };
             let nest = TileNest {
                 m: g.mg,

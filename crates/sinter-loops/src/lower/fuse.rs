@@ -367,14 +367,49 @@ impl OutputSink {
     /// The value to store for the element whose producer value is `value`, at `coords` (one affine
     /// index per dim of the epilogue's view; ignored without an epilogue).
     pub fn value(&self, kb: &mut KernelBuilder, value: Expr, coords: &[Index]) -> Expr {
+        self.apply(kb, value, coords, true)
+    }
+
+    /// Whether the chain is one expression (no statements), so [`OutputSink::expression`] can
+    /// compute it where statements cannot go: a tile's epilogue. Chains are of one dtype
+    /// (`plan_links`), and only integer scalar functions (`pow`) emit statements, so every f32
+    /// chain is.
+    pub fn is_expression(&self) -> bool {
+        let Some(epilogue) = &self.epilogue else {
+            return true;
+        };
+        let mut scratch = KernelBuilder::new("probe", Vec::new());
+        let coords = vec![Index::constant(0); epilogue.rank];
+        self.apply(&mut scratch, Expr::f32(0.0), &coords, false);
+        scratch.finish().body.is_empty()
+    }
+
+    /// [`OutputSink::value`] as one expression, for a chain that [`OutputSink::is_expression`]:
+    /// the chained value is repeated where a step uses it more than once instead of being named.
+    pub fn expression(&self, value: Expr, coords: &[Index]) -> Expr {
+        let mut scratch = KernelBuilder::new("expression", Vec::new());
+        let value = self.apply(&mut scratch, value, coords, false);
+        debug_assert!(scratch.finish().body.is_empty(), "a chain with statements");
+        value
+    }
+
+    /// The chain's steps applied to `value`; with `name_shared`, a chained value that is not a
+    /// leaf is first named by a local, since a step's expression may use it several times.
+    fn apply(
+        &self,
+        kb: &mut KernelBuilder,
+        value: Expr,
+        coords: &[Index],
+        name_shared: bool,
+    ) -> Expr {
         let Some(epilogue) = &self.epilogue else {
             return value;
         };
         assert_eq!(coords.len(), epilogue.rank, "one coordinate per view dim");
         let mut value = value;
         for step in &epilogue.steps {
-            // The chained value is named once: the step's expression may use it several times.
-            if !matches!(value, Expr::Local(_) | Expr::Const(_) | Expr::Load { .. }) {
+            if name_shared && !matches!(value, Expr::Local(_) | Expr::Const(_) | Expr::Load { .. })
+            {
                 value = Expr::Local(kb.local(step.dtype, value));
             }
             let args: Vec<Expr> = step
@@ -392,33 +427,6 @@ impl OutputSink {
             value = (step.f)(kb, &args);
         }
         value
-    }
-
-    /// [`OutputSink::value`] as one expression, for a tile epilogue (which cannot hold statements):
-    /// the chained value is repeated where a step uses it more than once instead of being named.
-    /// Chains are f32 throughout (`plan_links`' dtype rule), and f32 scalar functions emit no
-    /// statements; a chain that would (an integer `pow`) gives `None`.
-    pub fn inline_value(&self, value: Expr, coords: &[Index]) -> Option<Expr> {
-        let mut scratch = KernelBuilder::new("inline", Vec::new());
-        let Some(epilogue) = &self.epilogue else {
-            return Some(value);
-        };
-        if coords.len() != epilogue.rank {
-            return None;
-        }
-        let mut value = value;
-        for step in &epilogue.steps {
-            let args: Vec<Expr> = step
-                .operands
-                .iter()
-                .map(|operand| match operand {
-                    None => value.clone(),
-                    Some((buf, strides)) => Expr::load(*buf, Index::at_coords(coords, strides)),
-                })
-                .collect();
-            value = (step.f)(&mut scratch, &args);
-        }
-        scratch.finish().body.is_empty().then_some(value)
     }
 
     /// Stores `value` (through the epilogue, see [`OutputSink::value`]) at `index` of the buffer.

@@ -154,8 +154,7 @@ fn lower_product_tiled(lw: &mut Lowerer, cx: &NodeCx, p: &Product) -> Result<(),
             .map(|(beta, c, strides)| (*beta, kd.input(c), strides.clone()));
         let y = kd.sink(p.out, chain.clone());
         let alpha = p.alpha;
-        let probe = vec![Index::constant(0); view.len()];
-        if y.inline_value(Expr::f32(0.0), &probe).is_none() {
+        if !y.is_expression() {
             return Err("the fused elementwise chain does not fit a tile epilogue".into());
         }
         let y_buf = y.buf;
@@ -176,8 +175,7 @@ fn lower_product_tiled(lw: &mut Lowerer, cx: &NodeCx, p: &Product) -> Result<(),
                     };
                     value = Expr::add(value, scaled_c);
                 }
-                y.inline_value(value, &coords)
-                    .expect("probed before the loops: f32 chains are expressions")
+                y.expression(value, &coords)
             };
             let needs_epilogue = alpha != 1.0 || bias.is_some() || chain.is_some();
             let nest = TileNest {
