@@ -2,13 +2,14 @@
 //! nest (kernel count and origins), what the fused program looks like (`.sloop` snapshots), and that
 //! the fused program computes what `sinter_ref::run` does on seeded random inputs.
 
+mod common;
+
 use sinter_ir::{AttrValue, DType, Graph, Op, Tensor, TensorType, Value};
-use sinter_loops::interp::run_program;
 use sinter_loops::lower::lower_graph;
 use sinter_loops::text::print_program;
 use sinter_loops::verify::verify_program;
 use sinter_loops::Program;
-use sinter_ref::compare::{compare, Tolerance};
+use sinter_ref::compare::Tolerance;
 use sinter_ref::random::{random_tensor, SplitMix64};
 
 const F32: DType = DType::F32;
@@ -107,30 +108,7 @@ fn lowered(net: &Net, kernels: &[(&str, &[&str])]) -> Program {
 }
 
 fn matches_reference(graph: &Graph, program: &Program, seed: u64) {
-    let mut rng = SplitMix64::new(seed);
-    let inputs: Vec<(String, Tensor)> = graph
-        .input_signature()
-        .into_iter()
-        .map(|(name, ty)| {
-            let shape = ty.shape.as_static().unwrap();
-            (name.to_string(), random_tensor(&mut rng, ty.dtype, &shape))
-        })
-        .collect();
-    let ref_inputs: Vec<(&str, Tensor)> = inputs
-        .iter()
-        .map(|(n, t)| (n.as_str(), t.clone()))
-        .collect();
-    let expected = sinter_ref::run(graph, &ref_inputs).unwrap_or_else(|e| panic!("reference: {e}"));
-    let borrowed: Vec<(&str, &Tensor)> = inputs.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    let actual = run_program(program, &borrowed).unwrap_or_else(|e| panic!("interpreter: {e}"));
-    assert_eq!(actual.len(), expected.len());
-    for ((name, a), (_, e)) in actual.iter().zip(&expected) {
-        let comparison = compare(a, e, TOL);
-        assert!(
-            comparison.matches(),
-            "seed {seed}, output `{name}`: {comparison}"
-        );
-    }
+    common::interp_matches_reference(graph, program, seed, TOL);
 }
 
 fn ints(values: &[i64]) -> AttrValue {

@@ -4,11 +4,13 @@
 //! lowered program verifies, views produce no kernel, outputs never alias inputs or each other, and
 //! lowering errors name every unsupported node at once.
 
+mod common;
+
 use sinter_ir::{AttrValue, DType, Graph, Op, Tensor, TensorType, Value};
 use sinter_loops::interp::run_program;
 use sinter_loops::lower::{lower_graph, LowerIssue};
 use sinter_loops::verify::verify_program;
-use sinter_ref::compare::{compare, Tolerance};
+use sinter_ref::compare::Tolerance;
 use sinter_ref::random::{random_tensor, SplitMix64};
 
 /// `op` from its text name and attributes (panics on a typo: these are test literals).
@@ -55,27 +57,7 @@ fn check_graph(graph: &Graph, seed: u64, tolerance: Tolerance) {
     if let Err(errors) = verify_program(&program) {
         panic!("does not verify: {errors:#?}");
     }
-    let mut rng = SplitMix64::new(seed);
-    let inputs: Vec<(String, Tensor)> = graph
-        .input_signature()
-        .into_iter()
-        .map(|(name, ty)| {
-            let shape = ty.shape.as_static().unwrap();
-            (name.to_string(), random_tensor(&mut rng, ty.dtype, &shape))
-        })
-        .collect();
-    let ref_inputs: Vec<(&str, Tensor)> = inputs
-        .iter()
-        .map(|(n, t)| (n.as_str(), t.clone()))
-        .collect();
-    let expected = sinter_ref::run(graph, &ref_inputs).unwrap_or_else(|e| panic!("reference: {e}"));
-    let borrowed: Vec<(&str, &Tensor)> = inputs.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    let actual = run_program(&program, &borrowed).unwrap_or_else(|e| panic!("interpreter: {e}"));
-    assert_eq!(actual.len(), expected.len());
-    for ((name, a), (_, e)) in actual.iter().zip(&expected) {
-        let comparison = compare(a, e, tolerance);
-        assert!(comparison.matches(), "output `{name}`: {comparison}");
-    }
+    common::interp_matches_reference(graph, &program, seed, tolerance);
 }
 
 const TOL: Tolerance = Tolerance {
