@@ -262,6 +262,26 @@ pub enum Expr {
     Cast(DType, Box<Expr>),
 }
 
+impl Expr {
+    /// The direct sub-expressions, a load's data-dependent index value included: what a walk over
+    /// an expression tree recurses into.
+    pub fn children(&self) -> impl Iterator<Item = &Expr> {
+        let (a, b, c): (Option<&Expr>, Option<&Expr>, Option<&Expr>) = match self {
+            Expr::Const(_) | Expr::Var(_) | Expr::Local(_) => (None, None, None),
+            Expr::Load { index, .. } => (index.dynamic.as_ref().map(|d| &d.value), None, None),
+            Expr::Unary(_, a) | Expr::Cast(_, a) => (Some(a), None, None),
+            Expr::Binary(_, a, b) | Expr::Cmp(_, a, b) => (Some(a), Some(b), None),
+            Expr::Fma(a, b, c)
+            | Expr::Select {
+                cond: a,
+                then: b,
+                otherwise: c,
+            } => (Some(a), Some(b), Some(c)),
+        };
+        a.into_iter().chain(b).chain(c)
+    }
+}
+
 /// Whether a loop may be executed other than one iteration after another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LoopKind {

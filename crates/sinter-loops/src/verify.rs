@@ -937,54 +937,21 @@ fn term_range(coeff: i64, extent: i128) -> (i128, i128) {
 
 /// Whether `expr` loads from `buf`.
 fn expr_loads(expr: &Expr, buf: BufferId) -> bool {
-    match expr {
-        Expr::Const(_) | Expr::Var(_) | Expr::Local(_) => false,
-        Expr::Load { buf: b, index } => {
-            *b == buf
-                || index
-                    .dynamic
-                    .as_ref()
-                    .is_some_and(|d| expr_loads(&d.value, buf))
-        }
-        Expr::Unary(_, a) | Expr::Cast(_, a) => expr_loads(a, buf),
-        Expr::Binary(_, a, b) | Expr::Cmp(_, a, b) => expr_loads(a, buf) || expr_loads(b, buf),
-        Expr::Fma(a, b, c)
-        | Expr::Select {
-            cond: a,
-            then: b,
-            otherwise: c,
-        } => expr_loads(a, buf) || expr_loads(b, buf) || expr_loads(c, buf),
-    }
+    matches!(expr, Expr::Load { buf: b, .. } if *b == buf)
+        || expr.children().any(|child| expr_loads(child, buf))
 }
 
 /// Whether `expr` depends on the vectorized variable `var`, given the locals known to depend on it.
 fn depends_on(expr: &Expr, var: LoopVar, dep_locals: &[bool]) -> bool {
-    match expr {
-        Expr::Const(_) => false,
+    let here = match expr {
         Expr::Var(v) => *v == var,
         Expr::Local(local) => dep_locals.get(local.0 as usize).copied().unwrap_or(false),
-        Expr::Load { index, .. } => {
-            index.coeff(var) != 0
-                || index
-                    .dynamic
-                    .as_ref()
-                    .is_some_and(|d| depends_on(&d.value, var, dep_locals))
-        }
-        Expr::Unary(_, a) | Expr::Cast(_, a) => depends_on(a, var, dep_locals),
-        Expr::Binary(_, a, b) | Expr::Cmp(_, a, b) => {
-            depends_on(a, var, dep_locals) || depends_on(b, var, dep_locals)
-        }
-        Expr::Fma(a, b, c)
-        | Expr::Select {
-            cond: a,
-            then: b,
-            otherwise: c,
-        } => {
-            depends_on(a, var, dep_locals)
-                || depends_on(b, var, dep_locals)
-                || depends_on(c, var, dep_locals)
-        }
-    }
+        Expr::Load { index, .. } => index.coeff(var) != 0,
+        _ => false,
+    };
+    here || expr
+        .children()
+        .any(|child| depends_on(child, var, dep_locals))
 }
 
 /// Why the loop `lp` cannot run 4 iterations at a time in SIMD lanes (empty when it can).
@@ -1353,29 +1320,11 @@ fn collect_accesses(
         inner: &[(LoopVar, usize)],
         out: &mut BTreeMap<BufferId, Vec<Access>>,
     ) {
-        match expr {
-            Expr::Const(_) | Expr::Var(_) | Expr::Local(_) => {}
-            Expr::Load { buf, index } => {
-                record(*buf, index, false, par, inner, out);
-                if let Some(d) = &index.dynamic {
-                    exprs(&d.value, par, inner, out);
-                }
-            }
-            Expr::Unary(_, a) | Expr::Cast(_, a) => exprs(a, par, inner, out),
-            Expr::Binary(_, a, b) | Expr::Cmp(_, a, b) => {
-                exprs(a, par, inner, out);
-                exprs(b, par, inner, out);
-            }
-            Expr::Fma(a, b, c)
-            | Expr::Select {
-                cond: a,
-                then: b,
-                otherwise: c,
-            } => {
-                exprs(a, par, inner, out);
-                exprs(b, par, inner, out);
-                exprs(c, par, inner, out);
-            }
+        if let Expr::Load { buf, index } = expr {
+            record(*buf, index, false, par, inner, out);
+        }
+        for child in expr.children() {
+            exprs(child, par, inner, out);
         }
     }
     for stmt in stmts {
