@@ -16,9 +16,8 @@
 use sinter_ir::rng::SplitMix64;
 use sinter_ir::Tensor;
 use sinter_onnx::proto::{
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, AttributeProto,
+    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, ValueInfoProto,
 };
 
 /// The IR version written (onnx 1.14's, readable by every importer in use).
@@ -251,24 +250,12 @@ fn float(name: &str, value: f32) -> AttributeProto {
 
 /// An f32 graph input or output of a fixed shape.
 fn value_info(name: &str, dims: &[usize]) -> ValueInfoProto {
-    let dim = dims
-        .iter()
-        .map(|&size| tensor_shape_proto::Dimension {
-            value: Some(tensor_shape_proto::dimension::Value::DimValue(size as i64)),
-            ..tensor_shape_proto::Dimension::default()
-        })
-        .collect();
-    ValueInfoProto {
-        name: name.to_string(),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: DataType::Float as i32,
-                shape: Some(TensorShapeProto { dim }),
-            })),
-            ..TypeProto::default()
-        }),
-        ..ValueInfoProto::default()
-    }
+    ValueInfoProto::tensor(
+        name,
+        DataType::Float,
+        dims.iter()
+            .map(|&size| tensor_shape_proto::dimension::Value::DimValue(size as i64)),
+    )
 }
 
 /// A model of one `Conv` (with bias) named `x` -> `y`, weights seeded by `seed`.

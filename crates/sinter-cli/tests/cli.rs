@@ -9,8 +9,8 @@ use npyz::WriterBuilder;
 use prost::Message;
 use sinter_onnx::proto::tensor_proto::DataType;
 use sinter_onnx::proto::{
-    tensor_shape_proto, type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    tensor_shape_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    ValueInfoProto,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -866,24 +866,12 @@ fn compiled_stages_print_every_kernel() {
 
 /// A value info for an f32 tensor of static shape.
 fn f32_value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
-    let dim = dims
-        .iter()
-        .map(|&d| tensor_shape_proto::Dimension {
-            value: Some(tensor_shape_proto::dimension::Value::DimValue(d)),
-            ..Default::default()
-        })
-        .collect();
-    ValueInfoProto {
-        name: name.to_string(),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: DataType::Float as i32,
-                shape: Some(TensorShapeProto { dim }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    ValueInfoProto::tensor(
+        name,
+        DataType::Float,
+        dims.iter()
+            .map(|&d| tensor_shape_proto::dimension::Value::DimValue(d)),
+    )
 }
 
 /// A model with input `x: f32[2]` and one node per op type, each reading `x` and writing graph output

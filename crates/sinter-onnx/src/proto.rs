@@ -249,6 +249,35 @@ pub struct ValueInfoProto {
     pub metadata_props: Vec<StringStringEntryProto>,
 }
 
+impl ValueInfoProto {
+    /// A tensor value of `elem_type` whose dims are `dims` (`DimValue` sizes or `DimParam`
+    /// symbols): what a model builder writes for a graph input or output.
+    pub fn tensor(
+        name: &str,
+        elem_type: tensor_proto::DataType,
+        dims: impl IntoIterator<Item = tensor_shape_proto::dimension::Value>,
+    ) -> ValueInfoProto {
+        let dim = dims
+            .into_iter()
+            .map(|value| tensor_shape_proto::Dimension {
+                value: Some(value),
+                ..Default::default()
+            })
+            .collect();
+        ValueInfoProto {
+            name: name.to_string(),
+            r#type: Some(TypeProto {
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: elem_type as i32,
+                    shape: Some(TensorShapeProto { dim }),
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
 /// A dense tensor: dims, element type, and data in exactly one of `raw_data`, a typed field, or an
 /// external file (`data_location == EXTERNAL`).
 #[derive(Clone, PartialEq, prost::Message)]

@@ -14,7 +14,7 @@ use sinter_onnx::proto::tensor_proto::{DataLocation, DataType};
 use sinter_onnx::proto::tensor_shape_proto::dimension;
 use sinter_onnx::proto::{
     type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
-    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    StringStringEntryProto, TensorProto, TypeProto, ValueInfoProto,
 };
 use sinter_onnx::{
     decode_model, default_opset_version, load_model, tensor_from_proto, DecodeError, ExternalData,
@@ -34,25 +34,7 @@ fn opset(domain: &str, version: i64) -> OperatorSetIdProto {
 }
 
 fn tensor_value_info(name: &str, elem_type: DataType, dims: &[dimension::Value]) -> ValueInfoProto {
-    ValueInfoProto {
-        name: name.to_string(),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: elem_type as i32,
-                shape: Some(TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|value| sinter_onnx::proto::tensor_shape_proto::Dimension {
-                            value: Some(value.clone()),
-                            ..Default::default()
-                        })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    ValueInfoProto::tensor(name, elem_type, dims.iter().cloned())
 }
 
 fn raw_tensor(name: &str, data_type: DataType, dims: &[i64], raw: Vec<u8>) -> TensorProto {
