@@ -81,7 +81,7 @@ impl KernelCodegen<'_, '_> {
         let accs = self.tile_init(&frame, tile.accumulate, c_base)?;
         self.tile_k_loop(&frame, &accs, tile.depth, a_base, b_base)?;
         match &tile.epilogue {
-            None => self.tile_store_bare(&frame, &accs, c_base),
+            None => self.tile_store(&frame, &accs, c_base, None),
             Some(epilogue) => self.tile_store_epilogue(&frame, &accs, c_base, epilogue),
         }
     }
@@ -326,26 +326,8 @@ impl KernelCodegen<'_, '_> {
         self.b.ins().splat(F32X4, a_scalar)
     }
 
-    /// Stores the accumulators themselves.
-    fn tile_store_bare(&mut self, frame: &TileFrame, accs: &Accumulators, c_base: Value) -> R<()> {
-        let rem = frame.cols - 4 * frame.n_vec;
-        for r in 0..frame.rows {
-            let row_off = r as i64 * frame.c_row_bytes;
-            for j in 0..frame.n_vec {
-                let value = self.b.use_var(accs.vector[r * frame.n_vec + j]);
-                self.store_at(frame.c_vec_flags, value, c_base, row_off + 16 * j as i64);
-            }
-            for i in 0..rem {
-                let value = self.b.use_var(accs.scalar[r * rem + i]);
-                let col = 4 * frame.n_vec + i;
-                self.store_at(frame.c_flags, value, c_base, row_off + 4 * col as i64);
-            }
-        }
-        Ok(())
-    }
-
-    /// Stores `epilogue.value` per element: four columns at a time with `col` treated as the
-    /// variable of a vectorized loop, the remainder columns as scalars.
+    /// Checks the epilogue's variables and accumulator, stores through it, and restores the code
+    /// generator's bindings of those variables.
     fn tile_store_epilogue(
         &mut self,
         frame: &TileFrame,
@@ -370,37 +352,45 @@ impl KernelCodegen<'_, '_> {
         }
         let saved = (self.loop_vals[row], self.loop_vals[col], self.locals[acc]);
         let slots = EpilogueSlots { row, col, acc };
-        let result = self.tile_epilogue_elements(frame, accs, c_base, epilogue, slots);
+        let result = self.tile_store(frame, accs, c_base, Some((epilogue, slots)));
         self.vec_var = None;
         (self.loop_vals[row], self.loop_vals[col], self.locals[acc]) = saved;
         result
     }
 
-    fn tile_epilogue_elements(
+    /// Stores every element of the tile: the accumulator itself, or with an epilogue its value,
+    /// four columns at a time with `col` treated as the variable of a vectorized loop and the
+    /// remainder columns as scalars.
+    fn tile_store(
         &mut self,
         frame: &TileFrame,
         accs: &Accumulators,
         c_base: Value,
-        epilogue: &TileEpilogue,
-        EpilogueSlots { row, col, acc }: EpilogueSlots,
+        epilogue: Option<(&TileEpilogue, EpilogueSlots)>,
     ) -> R<()> {
         let rem = frame.cols - 4 * frame.n_vec;
         for r in 0..frame.rows {
             let row_off = r as i64 * frame.c_row_bytes;
-            self.loop_vals[row] = Some(self.b.ins().iconst(I64, r as i64));
+            if let Some((_, slots)) = epilogue {
+                self.loop_vals[slots.row] = Some(self.b.ins().iconst(I64, r as i64));
+            }
             for j in 0..frame.n_vec {
-                let lanes = self.b.use_var(accs.vector[r * frame.n_vec + j]);
-                self.vec_var = Some(epilogue.col);
-                self.loop_vals[col] = Some(self.b.ins().iconst(I64, 4 * j as i64));
-                let value = self.tile_epilogue_value(epilogue, acc, lanes, true)?;
-                self.vec_var = None;
+                let mut value = self.b.use_var(accs.vector[r * frame.n_vec + j]);
+                if let Some((epilogue, slots)) = epilogue {
+                    self.vec_var = Some(epilogue.col);
+                    self.loop_vals[slots.col] = Some(self.b.ins().iconst(I64, 4 * j as i64));
+                    value = self.tile_epilogue_value(epilogue, slots.acc, value, true)?;
+                    self.vec_var = None;
+                }
                 self.store_at(frame.c_vec_flags, value, c_base, row_off + 16 * j as i64);
             }
             for i in 0..rem {
-                let scalar = self.b.use_var(accs.scalar[r * rem + i]);
                 let c = 4 * frame.n_vec + i;
-                self.loop_vals[col] = Some(self.b.ins().iconst(I64, c as i64));
-                let value = self.tile_epilogue_value(epilogue, acc, scalar, false)?;
+                let mut value = self.b.use_var(accs.scalar[r * rem + i]);
+                if let Some((epilogue, slots)) = epilogue {
+                    self.loop_vals[slots.col] = Some(self.b.ins().iconst(I64, c as i64));
+                    value = self.tile_epilogue_value(epilogue, slots.acc, value, false)?;
+                }
                 self.store_at(frame.c_flags, value, c_base, row_off + 4 * c as i64);
             }
         }
