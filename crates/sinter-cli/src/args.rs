@@ -90,6 +90,17 @@ pub struct DumpArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = DumpFormat::Text)]
     pub format: DumpFormat,
+    /// Skip the graph optimizer for `--stage loops|clif|asm` (it always runs for `optimized`).
+    #[arg(long)]
+    pub no_opt: bool,
+    /// With `--stage optimized`: print (as `;` comments) the op counts before and after, how often
+    /// each rewrite rule fired, each saturation phase and the optimizer's time.
+    #[arg(long)]
+    pub stats: bool,
+    /// With `--stage optimized`: print (as `;` comments) why each rewritten node is there: the rule
+    /// that built it and the source node it replaces.
+    #[arg(long)]
+    pub explain: bool,
     /// Write constants with more than `--inline-limit` elements to this raw weights file (little-endian,
     /// 64-byte aligned) and reference it from the text by file name, so save the text in PATH's folder.
     /// Without it every constant is inline.
@@ -104,7 +115,7 @@ pub struct DumpArgs {
 pub enum Stage {
     /// The graph as imported, before any optimization.
     Import,
-    /// After the graph optimizer (not available yet).
+    /// After the graph optimizer (`sinter-opt`): fused, recognised and folded.
     Optimized,
     /// The loop IR of every kernel, scheduled as the JIT compiles it.
     Loops,
@@ -210,6 +221,9 @@ pub struct EngineArgs {
     /// Threads for the JIT's parallel loops (default: every core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+    /// Run the graph as imported, without the graph optimizer (on either backend).
+    #[arg(long)]
+    pub no_opt: bool,
 }
 
 impl EngineArgs {
@@ -218,6 +232,7 @@ impl EngineArgs {
             backend: self.backend,
             threads: self.threads.map(usize::from),
             dumps: false,
+            optimize: !self.no_opt,
         }
     }
 }

@@ -821,15 +821,76 @@ fn dump_onnx_prints_the_imported_graph() {
     assert_exit(&sinter(&["check", &sir, &data_set]), 0);
 }
 
+const GPT_TS: &str = "tests/models/gpt_decoder_ts";
+
+/// `--stage optimized` prints a graph that parses back, and `--stats`/`--explain` add comments with
+/// op counts, rule firings and the rule behind each rewritten node.
 #[test]
-fn the_optimized_stage_is_not_available_yet() {
-    let output = sinter(&["dump", LENET, "--stage", "optimized"]);
-    assert_exit(&output, 2);
+fn the_optimized_stage_prints_the_fused_graph_with_stats_and_explanations() {
+    let model = format!("{GPT_TS}/model.onnx");
+    let output = sinter(&[
+        "dump",
+        &model,
+        "--stage",
+        "optimized",
+        "--stats",
+        "--explain",
+    ]);
+    assert_exit(&output, 0);
+    let text = stdout(&output);
+    sinter_ir::parse_graph(&text, &sinter_ir::ParseOptions::default())
+        .unwrap_or_else(|err| panic!("{err}\n{text}"));
+    // Both causal attention blocks become one attention op each, and the tanh GELU is recognised.
+    assert_eq!(text.matches("= attention(").count(), 2, "{text}");
+    assert_eq!(text.matches("causal=true").count(), 2, "{text}");
+    assert_eq!(text.matches("= gelu(").count(), 2, "{text}");
+    assert!(!text.contains("= softmax("), "{text}");
+    assert!(text.contains(";   attention: 0 -> 2"), "{text}");
+    assert!(text.contains(";   attention-causal: "), "{text}");
+    assert!(text.contains("; phase fuse: "), "{text}");
     assert!(
-        stderr(&output).contains("the `optimized` stage is not available yet"),
+        text.contains(";   gelu <- gelu-tanh-half-x-gate at `/blocks/blocks.0/mlp/mlp.1/Mul_5`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn stats_need_the_optimized_stage() {
+    let output = sinter(&["dump", LENET, "--stats"]);
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("`--stats` and `--explain` apply to `--stage optimized`"),
         "{}",
         stderr(&output)
     );
+}
+
+/// `--no-opt` runs the imported graph; with and without the optimizer the GPT fixture matches
+/// onnxruntime, on both backends, at the tolerance every real-model fixture meets.
+#[test]
+fn check_passes_with_and_without_the_optimizer() {
+    let model = format!("{GPT_TS}/model.onnx");
+    let data = format!("{GPT_TS}/test_data_set_0");
+    for backend in ["jit", "reference"] {
+        for no_opt in [false, true] {
+            let mut args = vec![
+                "check",
+                &model,
+                &data,
+                "--backend",
+                backend,
+                "--rtol",
+                "1e-4",
+                "--atol",
+                "1e-5",
+            ];
+            if no_opt {
+                args.push("--no-opt");
+            }
+            let output = sinter(&args);
+            assert_exit(&output, 0);
+        }
+    }
 }
 
 /// The compiled stages print every kernel, headed by the graph nodes it came from.

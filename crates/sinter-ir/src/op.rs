@@ -201,6 +201,15 @@ macro_rules! define_ops {
                 }
             }
 
+            /// The names of the attributes `name`'s op declares (defaults included), or `None` for
+            /// an unknown op name.
+            pub fn attribute_names_of(name: &str) -> Option<&'static [&'static str]> {
+                match name {
+                    $($text => Some(&[$(stringify!($field)),*]),)*
+                    _ => None,
+                }
+            }
+
             /// Output names; a single `*` name means the count depends on the attributes.
             pub fn output_names(&self) -> &'static [&'static str] {
                 match self {

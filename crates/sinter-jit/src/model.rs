@@ -28,6 +28,9 @@ pub struct CompileOptions {
     pub schedule: ScheduleOptions,
     /// Keep the CLIF and disassembly of every kernel (for `sinter dump --stage clif|asm`).
     pub dumps: bool,
+    /// Run the graph optimizer (`sinter-opt`) before lowering; `None` compiles the graph as given
+    /// (`--no-opt`).
+    pub optimize: Option<sinter_opt::OptimizeOptions>,
 }
 
 impl Default for CompileOptions {
@@ -39,6 +42,7 @@ impl Default for CompileOptions {
                 ..ScheduleOptions::default()
             },
             dumps: false,
+            optimize: Some(sinter_opt::OptimizeOptions::default()),
         }
     }
 }
@@ -65,6 +69,8 @@ impl CompileOptions {
 pub enum ModelError {
     #[error("the graph is not valid:{}", .0.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
     InvalidGraph(Vec<sinter_ir::VerifyError>),
+    #[error("the graph optimizer failed: {0}")]
+    Optimize(sinter_opt::OptError),
     #[error(transparent)]
     Input(#[from] InputError),
     #[error(transparent)]
@@ -96,6 +102,14 @@ impl CompiledModel {
     /// Verifies `graph` and, when all its inputs are static, compiles it.
     pub fn new(graph: Graph, options: &CompileOptions) -> Result<CompiledModel, ModelError> {
         sinter_ir::verify(&graph).map_err(ModelError::InvalidGraph)?;
+        let graph = match &options.optimize {
+            Some(opt) => {
+                sinter_opt::optimize(&graph, opt)
+                    .map_err(ModelError::Optimize)?
+                    .graph
+            }
+            None => graph,
+        };
         let model = CompiledModel {
             graph,
             options: options.clone(),

@@ -68,7 +68,8 @@ impl Backend {
                 parallel: self.threads > 1,
                 unroll: self.unroll,
             },
-            dumps: false,
+            // The optimizer stays on: the random DAGs check it against the reference too.
+            ..CompileOptions::default()
         }
     }
 }

@@ -44,12 +44,12 @@ pub fn bench(args: &BenchArgs, out: &mut impl Write) -> Result<()> {
     let compile_ms = started.elapsed().as_secs_f64() * 1e3;
 
     for _ in 0..args.warmup {
-        engine.run(&model, &inputs)?;
+        engine.run(&inputs)?;
     }
     let mut times_ms = Vec::with_capacity(args.runs as usize);
     for _ in 0..args.runs {
         let started = Instant::now();
-        engine.run(&model, &inputs)?;
+        engine.run(&inputs)?;
         times_ms.push(started.elapsed().as_secs_f64() * 1e3);
     }
     times_ms.sort_by(f64::total_cmp);

@@ -95,7 +95,7 @@ pub fn check(args: &CheckArgs, out: &mut impl Write) -> Result<Outcome> {
         .collect::<Result<Vec<_>>>()?;
 
     let engine = Engine::new(&model, args.engine_options())?;
-    let outputs = engine.run(&model, &inputs)?;
+    let outputs = engine.run(&inputs)?;
     let tolerance = Tolerance {
         rtol: args.rtol,
         atol: args.atol,

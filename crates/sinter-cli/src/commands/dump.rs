@@ -3,19 +3,21 @@
 //! `--stage import` prints the graph as loaded: a `.sir` file as parsed, an `.onnx` file as the
 //! importer builds it. `loops`, `clif` and `asm` compile the graph for the JIT at concrete shapes
 //! (`--dim`, symbols default to 1) and print every kernel at that stage, each headed by the graph
-//! nodes it came from. `optimized` is refused with "not available yet" until the optimizer exists.
+//! nodes it came from. `optimized` prints the graph after `sinter-opt`; with `--stats` and
+//! `--explain` it adds `;` comment lines (so the output still parses) with op counts, rule firings,
+//! phase statistics and the rule behind each rewritten node.
 //!
 //! The text output is the printer's canonical form, so `sinter dump` is idempotent: dumping its own
 //! output prints the same text again. With `--weights-out PATH`, constants with more than
 //! `--inline-limit` elements go to PATH and the text refers to them by PATH's file name, which is how
 //! the parser finds them when the text is saved in the same folder as PATH.
 
-use super::{load_model, sized_inputs, NotAvailable};
+use super::{load_model, sized_inputs};
 use crate::args::{DumpArgs, DumpFormat, Stage};
 use anyhow::{bail, Context, Result};
-use clap::ValueEnum;
 use sinter_ir::text::{print_graph, print_graph_with_weights, PrintOptions};
 use sinter_jit::CompileOptions;
+use std::collections::BTreeMap;
 use std::io::Write;
 
 pub fn dump(args: &DumpArgs, out: &mut impl Write) -> Result<()> {
@@ -23,18 +25,22 @@ pub fn dump(args: &DumpArgs, out: &mut impl Write) -> Result<()> {
         let graph = load_model(&args.model)?.graph;
         return dump_compiled(args, graph, out);
     }
-    if args.stage != Stage::Import {
-        let stage_name = args
-            .stage
-            .to_possible_value()
-            .map(|value| value.get_name().to_string())
-            .unwrap_or_default();
-        return Err(NotAvailable(format!(
-            "the `{stage_name}` stage is not available yet (the graph optimizer does not exist yet)"
-        ))
-        .into());
+    if (args.stats || args.explain) && args.stage != Stage::Optimized {
+        bail!("`--stats` and `--explain` apply to `--stage optimized`");
     }
-    let graph = load_model(&args.model)?.graph;
+    let mut graph = load_model(&args.model)?.graph;
+    if args.stage == Stage::Optimized {
+        let before = graph.clone();
+        let optimized = sinter_opt::optimize(&graph, &sinter_opt::OptimizeOptions::default())
+            .map_err(|err| anyhow::anyhow!("the graph optimizer failed: {err}"))?;
+        graph = optimized.graph;
+        if args.stats {
+            write_stats(out, &before, &graph, &optimized.report)?;
+        }
+        if args.explain {
+            write_explanations(out, &optimized.report)?;
+        }
+    }
     let text = match (args.format, &args.weights_out) {
         (DumpFormat::Text, None) => print_graph(&graph, &PrintOptions::default()),
         (DumpFormat::Text, Some(weights_path)) => {
@@ -71,6 +77,7 @@ fn dump_compiled(args: &DumpArgs, graph: sinter_ir::Graph, out: &mut impl Write)
     let options = CompileOptions {
         threads: args.threads.map(usize::from),
         dumps: args.stage != Stage::Loops,
+        optimize: (!args.no_opt).then(sinter_opt::OptimizeOptions::default),
         ..CompileOptions::default()
     };
     let compiled = sinter_jit::compile(graph, &options)
@@ -102,6 +109,82 @@ fn dump_compiled(args: &DumpArgs, graph: sinter_ir::Graph, out: &mut impl Write)
         )?;
         writeln!(out, "{}", text.trim_end())?;
         writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Op name -> count, in name order.
+fn op_counts(graph: &sinter_ir::Graph) -> BTreeMap<&'static str, usize> {
+    let mut counts = BTreeMap::new();
+    for id in graph.node_ids() {
+        if let Some(op) = graph.node(id).op() {
+            *counts.entry(op.name()).or_default() += 1;
+        }
+    }
+    counts
+}
+
+fn write_stats(
+    out: &mut impl Write,
+    before: &sinter_ir::Graph,
+    after: &sinter_ir::Graph,
+    report: &sinter_opt::OptimizeReport,
+) -> Result<()> {
+    let (before_counts, after_counts) = (op_counts(before), op_counts(after));
+    writeln!(out, "; ops (before -> after):")?;
+    let names: std::collections::BTreeSet<&str> = before_counts
+        .keys()
+        .chain(after_counts.keys())
+        .copied()
+        .collect();
+    for name in names {
+        let (b, a) = (
+            before_counts.get(name).copied().unwrap_or(0),
+            after_counts.get(name).copied().unwrap_or(0),
+        );
+        writeln!(out, ";   {name}: {b} -> {a}")?;
+    }
+    writeln!(out, "; rules fired:")?;
+    for (rule, count) in &report.rule_counts {
+        writeln!(out, ";   {rule}: {count}")?;
+    }
+    for phase in &report.phases {
+        writeln!(
+            out,
+            "; phase {}: {} iterations, {}, {} e-nodes in {} classes",
+            phase.phase,
+            phase.iterations,
+            phase.stop_reason,
+            phase.egraph_nodes,
+            phase.egraph_classes
+        )?;
+    }
+    writeln!(
+        out,
+        "; estimated cost {:.0} -> {:.0}; {} weight-only nodes folded",
+        report.cost_before, report.cost_after, report.n_folded
+    )?;
+    writeln!(
+        out,
+        "; time: saturation {:.2} ms, extraction {:.2} ms, folding {:.2} ms",
+        report.saturation_time.as_secs_f64() * 1e3,
+        report.extraction_time.as_secs_f64() * 1e3,
+        report.fold_time.as_secs_f64() * 1e3
+    )?;
+    Ok(())
+}
+
+fn write_explanations(out: &mut impl Write, report: &sinter_opt::OptimizeReport) -> Result<()> {
+    writeln!(
+        out,
+        "; rewritten nodes (op <- rule, at the source node it replaces):"
+    )?;
+    for explanation in &report.explanations {
+        writeln!(
+            out,
+            ";   {} <- {} at `{}`",
+            explanation.op, explanation.rule, explanation.label
+        )?;
     }
     Ok(())
 }

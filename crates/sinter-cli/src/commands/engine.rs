@@ -13,7 +13,8 @@ use sinter_ir::{bind_inputs, DimBindings, InputError, Tensor};
 use sinter_jit::{CompileOptions, CompiledModel, ModelError};
 
 pub enum Engine {
-    Reference,
+    /// The interpreter, with the graph it runs (optimized unless `--no-opt`).
+    Reference(Box<sinter_ir::Graph>),
     Jit(Box<CompiledModel>),
 }
 
@@ -25,6 +26,8 @@ pub struct EngineOptions {
     pub threads: Option<usize>,
     /// Keep CLIF and disassembly of every kernel (`dump --stage clif|asm`).
     pub dumps: bool,
+    /// Run the graph optimizer first (off with `--no-opt`).
+    pub optimize: bool,
 }
 
 impl Engine {
@@ -32,11 +35,21 @@ impl Engine {
     /// otherwise per input shape on first use).
     pub fn new(model: &Model, options: EngineOptions) -> Result<Engine> {
         Ok(match options.backend {
-            Backend::Reference => Engine::Reference,
+            Backend::Reference => {
+                let graph = if options.optimize {
+                    sinter_opt::optimize(&model.graph, &sinter_opt::OptimizeOptions::default())
+                        .map_err(|err| anyhow::anyhow!("the graph optimizer failed: {err}"))?
+                        .graph
+                } else {
+                    model.graph.clone()
+                };
+                Engine::Reference(Box::new(graph))
+            }
             Backend::Jit => {
                 let compile_options = CompileOptions {
                     threads: options.threads,
                     dumps: options.dumps,
+                    optimize: options.optimize.then(sinter_opt::OptimizeOptions::default),
                     ..CompileOptions::default()
                 };
                 let compiled =
@@ -62,14 +75,14 @@ impl Engine {
     }
 
     /// Runs the model on `inputs`.
-    pub fn run(&self, model: &Model, inputs: &[LoadedInput]) -> Result<Vec<(String, Tensor)>> {
+    pub fn run(&self, inputs: &[LoadedInput]) -> Result<Vec<(String, Tensor)>> {
         match self {
-            Engine::Reference => {
+            Engine::Reference(graph) => {
                 let owned: Vec<(&str, Tensor)> = inputs
                     .iter()
                     .map(|input| (input.name.as_str(), input.tensor.clone()))
                     .collect();
-                sinter_ref::run(&model.graph, &owned).map_err(|err| {
+                sinter_ref::run(graph, &owned).map_err(|err| {
                     let input = match &err {
                         sinter_ref::RunError::Input(input_err) => input_name(input_err),
                         _ => None,

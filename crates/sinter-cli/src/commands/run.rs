@@ -32,7 +32,7 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<()> {
     }
     let inputs = collect_inputs(&sources, &model)?;
     let engine = Engine::new(&model, args.engine_options())?;
-    let outputs = engine.run(&model, &inputs)?;
+    let outputs = engine.run(&inputs)?;
     for (name, tensor) in &outputs {
         write_summary(out, name, tensor)?;
     }
