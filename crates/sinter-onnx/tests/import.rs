@@ -2038,3 +2038,123 @@ fn external_aligned_weights_stay_views_through_import() {
     }
     assert!(n_weights > 10, "resnet has many weights, found {n_weights}");
 }
+
+#[test]
+fn torchscript_expand_resolves_its_target_through_equal_and_where() {
+    // The TorchScript exporter's `x.expand(batch, 2, 2, 3)` with a run-time target t:
+    // Expand(x, Where(Equal(t', -1s), 1s, t')) with t' = Reshape(t, [-1]) and the ones of
+    // ConstantOfShape(Shape(t')), as Hugging Face Llama's `repeat_kv` is exported. t holds the
+    // symbol `batch`, which is never -1, so the Where picks t and Expand copies the batch.
+    let one = TensorProto {
+        dims: vec![1],
+        data_type: DataType::Int64 as i32,
+        int64_data: vec![1],
+        ..Default::default()
+    };
+    let mut minus_one = i64_init("minus_one", &[], &[-1]);
+    minus_one.dims.clear();
+    let m = model(
+        18,
+        vec![
+            node("Shape", "shape", &["x"], &["s"]),
+            node("Gather", "batch", &["s", "zero_1d"], &["b"]),
+            with(
+                node("Concat", "target", &["b", "rest"], &["t"]),
+                vec![a_int("axis", 0)],
+            ),
+            node("Reshape", "flat", &["t", "minus_one_1d"], &["t1"]),
+            node("Shape", "n", &["t1"], &["n"]),
+            with(
+                node("ConstantOfShape", "ones", &["n"], &["ones"]),
+                vec![a_tensor("value", one)],
+            ),
+            node("Mul", "minus_ones", &["ones", "minus_one"], &["minus_ones"]),
+            node("Equal", "is_minus_one", &["t1", "minus_ones"], &["eq"]),
+            node("Where", "pick", &["eq", "ones", "t1"], &["target"]),
+            node("Expand", "expand", &["x", "target"], &["y"]),
+        ],
+        vec![info(
+            "x",
+            DataType::Float,
+            &[D::P("batch"), D::V(2), D::V(1), D::V(3)],
+        )],
+        vec![untyped("y")],
+        vec![
+            i64_init("zero_1d", &[1], &[0]),
+            i64_init("rest", &[3], &[2, 2, 3]),
+            i64_init("minus_one_1d", &[1], &[-1]),
+            minus_one,
+        ],
+    );
+    let graph = import(&m);
+    assert_eq!(
+        ops(&graph),
+        vec![Op::Expand {
+            shape: vec![1, 2, 2, 3]
+        }]
+    );
+    assert_eq!(
+        output_type(&graph, 0),
+        TensorType::new(
+            DType::F32,
+            vec![
+                Dim::sym("batch"),
+                Dim::Static(2),
+                Dim::Static(2),
+                Dim::Static(3)
+            ]
+        )
+    );
+    let data: Vec<f32> = (0..12).map(|v| v as f32).collect();
+    let y = &run(&graph, &[("x", t32(&[2, 2, 1, 3], &data))])[0];
+    let expected: Vec<f32> = (0..4)
+        .flat_map(|row| {
+            let start = row * 3;
+            let slice = data[start..start + 3].to_vec();
+            [slice.clone(), slice].concat()
+        })
+        .collect();
+    assert_eq!((y.shape(), f32s(y)), (&[2usize, 2, 2, 3][..], expected));
+}
+
+#[test]
+fn cos_and_sin_of_constants_fold_and_of_run_time_values_are_unsupported() {
+    // Rotary embedding tables: cos and sin of constant angles, added to a run-time value.
+    let angles = [0.0f32, 0.5, -1.25, 3.0];
+    let m = model(
+        18,
+        vec![
+            node("Cos", "cos", &["angles"], &["c"]),
+            node("Sin", "sin", &["angles"], &["s"]),
+            node("Add", "add_cos", &["x", "c"], &["y_cos"]),
+            node("Add", "add_sin", &["x", "s"], &["y_sin"]),
+        ],
+        vec![f32_info("x", &[4])],
+        vec![untyped("y_cos"), untyped("y_sin")],
+        vec![f32_init("angles", &[4], &angles)],
+    );
+    let graph = import(&m);
+    assert_eq!(op_names(&graph), ["add", "add"]);
+    let x = [1.0f32, 2.0, 3.0, 4.0];
+    let outputs = run(&graph, &[("x", t32(&[4], &x))]);
+    let expected =
+        |f: fn(f32) -> f32| -> Vec<f32> { x.iter().zip(&angles).map(|(x, a)| x + f(*a)).collect() };
+    assert_close(&f32s(&outputs[0]), &expected(f32::cos));
+    assert_close(&f32s(&outputs[1]), &expected(f32::sin));
+    // On a graph input there is nothing to evaluate: the node is reported.
+    let m = model(
+        18,
+        vec![node("Sin", "sin", &["x"], &["y"])],
+        vec![f32_info("x", &[4])],
+        vec![untyped("y")],
+        vec![],
+    );
+    let nodes = unsupported(&m).nodes;
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].op_type, "Sin");
+    assert!(
+        nodes[0].reason.contains("Cos and Sin only on constants"),
+        "{}",
+        nodes[0].reason
+    );
+}

@@ -8,7 +8,10 @@
 //! - `Cast` names its target as a string in opset 1 and as a `TensorProto` type code later.
 //!
 //! Integer arithmetic on i64 shape values (`Add`, `Sub`, `Mul`, `Div`, `Max`, `Min`) also
-//! propagates symbolic shape values (see `shape_value.rs`).
+//! propagates symbolic shape values (see `shape_value.rs`), and so do `Equal` (a constant when the
+//! comparison is decided) and `Where` with a constant condition.
+//!
+//! `Cos` and `Sin` have no IR op: they are evaluated at import on constant inputs only.
 
 use super::shape_value::{ShapeArith, ShapeValue};
 use super::{dtype_of, invalid, one, unsupported, Lowered, NodeCx, NodeResult, Opd};
@@ -244,11 +247,95 @@ pub(crate) fn mod_(cx: &mut NodeCx) -> NodeResult<Lowered> {
     one(cx.emit1(Op::Where {}, &[no_shift, remainder, shifted])?)
 }
 
+/// `Equal`. On shape values whose comparison is decided without their run-time values (see
+/// [`ShapeValue::equal`]) the result is a constant, so that a `Where` over it selects shape values:
+/// the TorchScript exporter's `expand` with a run-time target is `Where(Equal(t, -1), 1, t)`.
+pub(crate) fn equal(cx: &mut NodeCx) -> NodeResult<Lowered> {
+    let a = cx.input(0)?;
+    let b = cx.input(1)?;
+    let both_constant = cx.imp.konst(a).is_some() && cx.imp.konst(b).is_some();
+    if !both_constant && cx.opset >= 7 {
+        if let (Some(sa), Some(sb)) = (cx.imp.shape_value(a), cx.imp.shape_value(b)) {
+            if let Some((elems, scalar)) = ShapeValue::equal(&sa, &sb) {
+                let shape = if scalar {
+                    Vec::new()
+                } else {
+                    vec![elems.len()]
+                };
+                if let Ok(tensor) = Tensor::from_vec(shape, elems) {
+                    return one(cx.constant(tensor));
+                }
+            }
+        }
+    }
+    binary(cx, Op::Equal {})
+}
+
+/// `Where`; with a constant condition over shape values it propagates the selected shape value.
 pub(crate) fn where_(cx: &mut NodeCx) -> NodeResult<Lowered> {
     let cond = cx.input(0)?;
     let x = cx.input(1)?;
     let y = cx.input(2)?;
-    one(cx.emit1(Op::Where {}, &[cond, x, y])?)
+    let out = cx.emit1(Op::Where {}, &[cond, x, y])?;
+    if cx.imp.konst(out).is_none() {
+        let cond = cx
+            .imp
+            .konst(cond)
+            .filter(|c| c.rank() <= 1)
+            .and_then(|c| c.as_slice::<bool>().map(|v| (v.to_vec(), c.rank() == 0)));
+        if let (Some((cond, cond_scalar)), Some(sx), Some(sy)) =
+            (cond, cx.imp.shape_value(x), cx.imp.shape_value(y))
+        {
+            if let Some(shape) = ShapeValue::select(&cond, cond_scalar, &sx, &sy) {
+                cx.imp.set_shape_value(out, shape);
+            }
+        }
+    }
+    one(out)
+}
+
+/// Which trigonometric function [`trig_of_constant`] evaluates.
+#[derive(Clone, Copy)]
+pub(crate) enum Trig {
+    Cos,
+    Sin,
+}
+
+/// `Cos` and `Sin`, which the IR has no op for, evaluated at import when the input is a constant (in
+/// the float's own precision): exporters emit them for rotary position embeddings, whose angles are
+/// constants once the sequence length is static. On a run-time input the node is unsupported.
+pub(crate) fn trig_of_constant(cx: &mut NodeCx, trig: Trig) -> NodeResult<Lowered> {
+    let x = cx.input(0)?;
+    let Some(konst) = cx.imp.konst(x).cloned() else {
+        return Err(cx.not_constant(
+            x,
+            "input 0 must be a constant: the IR has no trigonometric ops, so the importer \
+             evaluates Cos and Sin only on constants (such as rotary embedding angles)"
+                .to_string(),
+        ));
+    };
+    let apply32 = |v: f32| match trig {
+        Trig::Cos => v.cos(),
+        Trig::Sin => v.sin(),
+    };
+    let apply64 = |v: f64| match trig {
+        Trig::Cos => v.cos(),
+        Trig::Sin => v.sin(),
+    };
+    let shape = konst.shape().to_vec();
+    let tensor = match (konst.as_slice::<f32>(), konst.as_slice::<f64>()) {
+        (Some(values), _) => Tensor::from_vec(shape, values.iter().map(|&v| apply32(v)).collect()),
+        (None, Some(values)) => {
+            Tensor::from_vec(shape, values.iter().map(|&v| apply64(v)).collect())
+        }
+        (None, None) => {
+            return invalid(format!("input 0 must be f32 or f64, got {}", konst.dtype()))
+        }
+    };
+    match tensor {
+        Ok(tensor) => one(cx.constant(tensor)),
+        Err(err) => invalid(err.to_string()),
+    }
 }
 
 /// The variadic ONNX ops.

@@ -35,15 +35,20 @@
 //!
 //! **Symbolic shape values.** `Shape` of a value with symbolic dims is emitted as an IR `shape` node
 //! and also recorded as a [`shape_value::ShapeValue`] (`[batch, 3, ?]`), propagated through `Gather`
-//! with constant indices, `Slice`, `Concat`, `Unsqueeze`, `Squeeze`, `Cast` to i64, `Identity` and
-//! integer arithmetic. A shape value whose elements are all known becomes a constant, so it folds
-//! onward. `Reshape` and `Expand` resolve a symbolic target into their attribute (a symbol equal to
+//! with constant indices, `Slice`, `Concat`, `Unsqueeze`, `Squeeze`, `Reshape`, `Cast` to i64,
+//! `Identity`, integer arithmetic, and `Where` with a constant condition; `Equal` of shape values is a
+//! constant when no run-time size can change it (a symbol is never equal to a negative number, which
+//! resolves the TorchScript exporter's `Where(Equal(target, -1), 1, target)` for `expand`). A shape
+//! value whose elements are all known becomes a constant, so it folds onward. `Reshape` and `Expand` resolve a symbolic target into their attribute (a symbol equal to
 //! the input's dim at that axis becomes `0` for reshape and `1` for expand, one remaining unknown
 //! becomes reshape's `-1`); `ConstantOfShape` over symbolic dims fills the shape of a value that has
 //! exactly those dims, and it and `Expand` broadcast in a symbol that no input of theirs has from a
 //! value that has it (`zeros` of `[layers, batch, hidden]` for an RNN state); each reports the node
 //! when that is impossible. Shape nodes whose results end up unused are removed by a final dead-node
 //! sweep, as are constants nothing reads.
+//!
+//! **Ops without an IR op.** `Cos` and `Sin` are evaluated at import on constant inputs (rotary
+//! embedding tables) and reported as unsupported on run-time ones.
 //!
 //! **Dims of graph inputs.** `dim_value` is a static dim; `dim_param` is a symbolic dim of that name
 //! unless [`ImportOptions::dim_overrides`] fixes its size; a dim with neither gets a fresh symbol
@@ -257,6 +262,8 @@ fn lowering(op_type: &str) -> Option<Lowering> {
         "HardSwish" => |cx| ew::unary(cx, Op::HardSwish {}),
         "Tanh" => |cx| ew::unary(cx, Op::Tanh {}),
         "Erf" => |cx| ew::unary(cx, Op::Erf {}),
+        "Cos" => |cx| ew::trig_of_constant(cx, ew::Trig::Cos),
+        "Sin" => |cx| ew::trig_of_constant(cx, ew::Trig::Sin),
         "Softplus" => |cx| ew::unary(cx, Op::Softplus {}),
         "Softsign" => |cx| ew::unary(cx, Op::Softsign {}),
         "Mish" => |cx| ew::unary(cx, Op::Mish {}),
@@ -282,7 +289,7 @@ fn lowering(op_type: &str) -> Option<Lowering> {
         "Pow" => |cx| ew::binary(cx, Op::Pow {}),
         "Mod" => ew::mod_,
         "PRelu" => |cx| ew::binary(cx, Op::PRelu {}),
-        "Equal" => |cx| ew::binary(cx, Op::Equal {}),
+        "Equal" => ew::equal,
         "Less" => |cx| ew::binary(cx, Op::Less {}),
         "Greater" => |cx| ew::binary(cx, Op::Greater {}),
         "LessOrEqual" => |cx| ew::binary(cx, Op::LessOrEqual {}),

@@ -5,8 +5,9 @@
 //! Their shape-like inputs (Reshape's shape, Slice's starts, Squeeze's axes from opset 13, ...) become
 //! IR attributes, so they must be constant after folding, or, for Reshape and Expand targets, a
 //! symbolic shape value the importer can resolve (see `shape_value.rs`). `Shape`, `Gather`, `Slice`,
-//! `Concat`, `Unsqueeze` and `Squeeze` propagate shape values; `Shape` and `Size` of values whose dims
-//! are all static are constants, which is what lets shape subgraphs fold.
+//! `Concat`, `Unsqueeze`, `Squeeze` and `Reshape` (of a shape vector, which keeps its elements)
+//! propagate shape values; `Shape` and `Size` of values whose dims are all static are constants, which
+//! is what lets shape subgraphs fold.
 
 use super::shape_value::{resolve_expand, resolve_reshape, ShapeElem, ShapeValue};
 use super::{invalid, one, unsupported, Deps, Lowered, NodeCx, NodeResult, Opd};
@@ -144,7 +145,10 @@ pub(crate) fn reshape(cx: &mut NodeCx) -> NodeResult<Lowered> {
             resolve_reshape(target, &in_dims, allowzero)
         })?
     };
-    one(cx.emit1(Op::Reshape { shape, allowzero }, &[x])?)
+    let y = cx.emit1(Op::Reshape { shape, allowzero }, &[x])?;
+    let rank = cx.ty(y).rank();
+    propagate(cx, x, y, |value| value.reshaped(rank));
+    one(y)
 }
 
 pub(crate) fn flatten(cx: &mut NodeCx) -> NodeResult<Lowered> {

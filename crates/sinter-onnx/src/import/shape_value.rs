@@ -237,27 +237,68 @@ impl ShapeValue {
 
     /// Elementwise arithmetic with numpy broadcasting of rank-0/1 operands.
     pub(crate) fn arith(op: ShapeArith, a: &ShapeValue, b: &ShapeValue) -> Option<ShapeValue> {
-        let (n_a, n_b) = (a.elems.len(), b.elems.len());
-        let len = match (n_a, n_b) {
-            _ if n_a == n_b => n_a,
-            (1, _) => n_b,
-            (_, 1) => n_a,
-            _ => return None,
-        };
-        let pick = |elems: &[ShapeElem], idx: usize| {
-            if elems.len() == 1 {
-                elems[0].clone()
-            } else {
-                elems[idx].clone()
-            }
-        };
+        let len = broadcast_len(&[a.elems.len(), b.elems.len()])?;
         let elems = (0..len)
-            .map(|idx| elem_arith(op, &pick(&a.elems, idx), &pick(&b.elems, idx)))
+            .map(|idx| elem_arith(op, pick(&a.elems, idx), pick(&b.elems, idx)))
             .collect();
         Some(ShapeValue {
             elems,
             scalar: a.scalar && b.scalar,
         })
+    }
+
+    /// `Equal` with numpy broadcasting of rank-0/1 operands, when every element pair is decided:
+    /// two known integers, the same symbol, or a symbol against a negative integer (a dim is never
+    /// negative; the TorchScript exporter's `expand` compares its target with `-1`). The result is
+    /// the boolean elements and whether it is a scalar; `None` when some pair is undecided.
+    pub(crate) fn equal(a: &ShapeValue, b: &ShapeValue) -> Option<(Vec<bool>, bool)> {
+        use ShapeElem::{Int, Sym};
+        let len = broadcast_len(&[a.elems.len(), b.elems.len()])?;
+        let elems = (0..len)
+            .map(|idx| match (pick(&a.elems, idx), pick(&b.elems, idx)) {
+                (Int(x), Int(y)) => Some(x == y),
+                (Sym(x), Sym(y)) if x == y => Some(true),
+                (Sym(_), Int(v)) | (Int(v), Sym(_)) if *v < 0 => Some(false),
+                _ => None,
+            })
+            .collect::<Option<Vec<bool>>>()?;
+        Some((elems, a.scalar && b.scalar))
+    }
+
+    /// `Where` with a constant condition (rank 0 or 1) and numpy broadcasting of rank-0/1 operands.
+    pub(crate) fn select(
+        cond: &[bool],
+        cond_scalar: bool,
+        x: &ShapeValue,
+        y: &ShapeValue,
+    ) -> Option<ShapeValue> {
+        let len = broadcast_len(&[cond.len(), x.elems.len(), y.elems.len()])?;
+        let elems = (0..len)
+            .map(|idx| {
+                let take_x = if cond.len() == 1 { cond[0] } else { cond[idx] };
+                pick(if take_x { &x.elems } else { &y.elems }, idx).clone()
+            })
+            .collect();
+        Some(ShapeValue {
+            elems,
+            scalar: cond_scalar && x.scalar && y.scalar,
+        })
+    }
+
+    /// The same elements as a tensor of rank `rank` (`Reshape` of a shape value, whose elements
+    /// keep their order): rank 1, or rank 0 for a single element.
+    pub(crate) fn reshaped(&self, rank: usize) -> Option<ShapeValue> {
+        match rank {
+            1 => Some(ShapeValue {
+                elems: self.elems.clone(),
+                scalar: false,
+            }),
+            0 if self.elems.len() == 1 => Some(ShapeValue {
+                elems: self.elems.clone(),
+                scalar: true,
+            }),
+            _ => None,
+        }
     }
 
     /// The product of the elements (`Size` of a shape), as one scalar element.
@@ -270,6 +311,28 @@ impl ShapeValue {
             elems: vec![acc],
             scalar: true,
         }
+    }
+}
+
+/// The length numpy broadcasting gives vectors of `lens` elements (a length of 1 broadcasts, also
+/// to 0); `None` when they do not broadcast.
+fn broadcast_len(lens: &[usize]) -> Option<usize> {
+    let mut len = 1;
+    for &n in lens.iter().filter(|&&n| n != 1) {
+        if len != 1 && len != n {
+            return None;
+        }
+        len = n;
+    }
+    Some(len)
+}
+
+/// Element `idx` of a broadcast operand: its only element when it has one.
+fn pick(elems: &[ShapeElem], idx: usize) -> &ShapeElem {
+    if elems.len() == 1 {
+        &elems[0]
+    } else {
+        &elems[idx]
     }
 }
 
@@ -433,6 +496,65 @@ mod tests {
         let target = vector(vec![sym("b"), ShapeElem::Int(-1)]);
         // With `allowzero` a 0 means an empty axis, so the symbol cannot be copied either.
         assert!(resolve_reshape(&target, &in_dims, true).is_err());
+    }
+
+    #[test]
+    fn equal_is_decided_only_when_no_run_time_value_could_change_it() {
+        let target = vector(vec![sym("b"), ShapeElem::Int(2), ShapeElem::Int(-1)]);
+        let minus_ones = vector(vec![ShapeElem::Int(-1)]);
+        // A dim is never negative, so `b == -1` is false; the broadcast -1 meets every element.
+        assert_eq!(
+            ShapeValue::equal(&target, &minus_ones),
+            Some((vec![false, false, true], false))
+        );
+        let same = vector(vec![sym("b"), ShapeElem::Int(2), ShapeElem::Int(0)]);
+        assert_eq!(
+            ShapeValue::equal(&target, &same),
+            Some((vec![true, true, false], false))
+        );
+        // `b == 2` and `b == c` depend on the run-time sizes.
+        let twos = vector(vec![ShapeElem::Int(2)]);
+        assert_eq!(ShapeValue::equal(&target, &twos), None);
+        let other = vector(vec![sym("c"), ShapeElem::Int(2), ShapeElem::Int(-1)]);
+        assert_eq!(ShapeValue::equal(&target, &other), None);
+        // Lengths 3 and 2 do not broadcast.
+        let short = vector(vec![sym("b"), ShapeElem::Int(2)]);
+        assert_eq!(ShapeValue::equal(&target, &short), None);
+    }
+
+    #[test]
+    fn select_picks_elements_by_a_broadcast_condition() {
+        let x = vector(vec![ShapeElem::Int(1), ShapeElem::Int(1)]);
+        let y = vector(vec![sym("b"), ShapeElem::Unknown]);
+        let picked = ShapeValue::select(&[false, true], false, &x, &y).unwrap();
+        assert_eq!(picked.elems, vec![sym("b"), ShapeElem::Int(1)]);
+        let all_y = ShapeValue::select(&[false], true, &x, &y).unwrap();
+        assert_eq!(all_y, y);
+        assert_eq!(
+            ShapeValue::select(&[true, false, true], false, &x, &y),
+            None
+        );
+    }
+
+    #[test]
+    fn reshaped_keeps_the_elements_at_rank_one_or_a_single_one_at_rank_zero() {
+        let single = vector(vec![sym("b")]);
+        let scalar = single.reshaped(0).unwrap();
+        assert!(scalar.scalar);
+        assert_eq!(scalar.reshaped(1), Some(single.clone()));
+        let pair = vector(vec![sym("b"), ShapeElem::Int(3)]);
+        assert_eq!(pair.reshaped(1), Some(pair.clone()));
+        assert_eq!(pair.reshaped(0), None);
+        assert_eq!(pair.reshaped(2), None);
+    }
+
+    #[test]
+    fn broadcast_lengths_follow_numpy() {
+        assert_eq!(broadcast_len(&[3, 1, 3]), Some(3));
+        assert_eq!(broadcast_len(&[1, 1]), Some(1));
+        assert_eq!(broadcast_len(&[0, 1]), Some(0));
+        assert_eq!(broadcast_len(&[2, 3]), None);
+        assert_eq!(broadcast_len(&[0, 2]), None);
     }
 
     #[test]
