@@ -62,4 +62,5 @@ pub use sinter_ir as ir;
 pub use sinter_jit as jit;
 pub use sinter_jit::{compile, CompileOptions, CompiledModel, ModelError};
 pub use sinter_loops as loops;
+pub use sinter_opt as opt;
 pub use sinter_ref as reference;

@@ -114,9 +114,7 @@ pub fn to_egraph(graph: &Graph) -> Result<Problem, OptError> {
                     )));
                 }
                 if egraph[id].data.origin.is_none() {
-                    egraph[id].data.origin = Some(Arc::from(
-                        node.label.clone().unwrap_or_else(|| node.describe()),
-                    ));
+                    egraph[id].data.origin = node.label.as_deref().map(Arc::from);
                 }
                 if single_output(op) {
                     class_of.insert(Value::new(node_id, 0), id);

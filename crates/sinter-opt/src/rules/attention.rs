@@ -28,7 +28,7 @@ use super::{rule, Match};
 use crate::analysis::GraphAnalysis;
 use crate::lang::ENode;
 use egg::{Id, Rewrite};
-use sinter_ir::{Dim, Op, Tensor};
+use sinter_ir::{DType, Dim, Op, Tensor};
 
 /// Masked scores at or below this are `-inf` for every purpose of softmax in f32.
 const MASKED: f64 = -1e30;
@@ -98,6 +98,27 @@ fn with_leading_one(m: &mut Match, x: Id) -> Option<Id> {
     ))
 }
 
+/// For an additive mask `where(keep, 0, -inf)`, the bool mask `keep` itself: attention's bool masks
+/// mean exactly that, and reading `keep` saves the kernel that builds the float mask.
+fn keep_mask(m: &Match, mask: Id) -> Option<Id> {
+    let node = m.find_node(mask, "where", |_, _| true)?;
+    let [keep, zero, fill] = node.op_inputs() else {
+        return None;
+    };
+    let (keep, zero, fill) = (
+        m.egraph.find(*keep),
+        m.egraph.find(*zero),
+        m.egraph.find(*fill),
+    );
+    let keep_ty = m.facts(keep).ty()?;
+    let is_bool = keep_ty.dtype == DType::Bool;
+    let exact =
+        m.facts(zero).scalar == Some(0.0) && m.facts(fill).scalar == Some(f64::NEG_INFINITY);
+    // The bool mask must broadcast to the float mask's shape, not beyond it.
+    let same_shape = Some(keep_ty.shape.clone()) == m.facts(mask).ty().map(|t| t.shape.clone());
+    (is_bool && exact && same_shape).then_some(keep)
+}
+
 /// Builds the attention for a matched chain; `scaled` and `masked` say which parts the pattern has.
 fn attention(scaled: bool, masked: bool) -> impl Fn(&mut Match) -> Option<Id> + Send + Sync {
     move |m: &mut Match| {
@@ -119,9 +140,10 @@ fn attention(scaled: bool, masked: bool) -> impl Fn(&mut Match) -> Option<Id> + 
             1.0
         };
         let mask = if masked {
-            let mask = m.var("?m");
+            let mask = keep_mask(m, m.var("?m")).unwrap_or(m.var("?m"));
             let ty = m.facts(mask).ty()?;
-            if ty.dtype != q_ty.dtype || ty.rank() > rank {
+            let dtype_ok = ty.dtype == q_ty.dtype || ty.dtype == DType::Bool;
+            if !dtype_ok || ty.rank() > rank {
                 return None;
             }
             Some(mask)
