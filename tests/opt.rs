@@ -34,15 +34,19 @@ fn check_case(path: &std::path::Path, source: &str) -> String {
         intent.starts_with(";;"),
         "{name}: the second line must state the intent with `;;`"
     );
-    let graph = parse_graph(source, &ParseOptions::default())
-        .unwrap_or_else(|err| panic!("{name}: {err}"));
+    let graph =
+        parse_graph(source, &ParseOptions::default()).unwrap_or_else(|err| panic!("{name}: {err}"));
     let options = OptimizeOptions {
         time_limit: None,
         ..OptimizeOptions::default()
     };
     let optimized = optimize(&graph, &options).unwrap_or_else(|err| panic!("{name}: {err}"));
     let report = &optimized.report;
-    assert!(report.conflicts.is_empty(), "{name}: {:?}", report.conflicts);
+    assert!(
+        report.conflicts.is_empty(),
+        "{name}: {:?}",
+        report.conflicts
+    );
     assert!(!report.hit_node_limit(), "{name}: {:?}", report.phases);
     sinter::ir::verify(&optimized.graph)
         .unwrap_or_else(|problems| panic!("{name}: the optimized graph is invalid: {problems:?}"));
@@ -58,8 +62,10 @@ fn check_case(path: &std::path::Path, source: &str) -> String {
     }
     for seed in 0..2 {
         let inputs = sinter::reference::random::random_inputs(&graph, seed, &sym_sizes);
-        let named: Vec<(&str, sinter::ir::Tensor)> =
-            inputs.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+        let named: Vec<(&str, sinter::ir::Tensor)> = inputs
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.clone()))
+            .collect();
         let expected = sinter::reference::run(&graph, &named)
             .unwrap_or_else(|err| panic!("{name}: the original graph fails: {err}"));
         let actual = sinter::reference::run(&optimized.graph, &named)
