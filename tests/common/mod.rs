@@ -315,15 +315,18 @@ pub fn describe_import_error(err: &ImportError, stage: &str) -> String {
     }
 }
 
-/// Imports `model_path` as `sinter check` does (see the module doc), runs it on `backend` with the
-/// data set in `data_dir` and compares each output within `tolerance`. The error is one line (the reason the
-/// node suite's blessing records) followed by details.
-pub fn check_data_set(
-    model_path: &Path,
-    data_dir: &Path,
-    tolerance: Tolerance,
-    backend: Backend,
-) -> Result<Specialization, String> {
+/// A fixture imported as `sinter check` does, with the data set's inputs for it.
+pub struct ImportedDataSet {
+    pub graph: Graph,
+    /// The data set's values of the graph's inputs (inputs the importer fixed or dropped excluded).
+    pub inputs: Vec<(String, Tensor)>,
+    pub specialization: Specialization,
+}
+
+/// Imports `model_path` as `sinter check` does (see the module doc), with the data set in `data_dir`
+/// fixing what the IR needs fixed. The error is one line (the reason the node suite's blessing
+/// records) followed by details.
+pub fn import_data_set(model_path: &Path, data_dir: &Path) -> Result<ImportedDataSet, String> {
     let loaded = sinter_onnx::load_model(model_path).map_err(|err| format!("decode: {err}"))?;
     let positional_inputs = sinter_onnx::positional_inputs(&loaded.model);
     let input_paths = numbered_files(data_dir, "input");
@@ -362,9 +365,33 @@ pub fn check_data_set(
         .iter()
         .map(|(name, _)| *name)
         .collect();
-    let inputs: Vec<(&str, Tensor)> = input_values
-        .iter()
+    let inputs = input_values
+        .into_iter()
         .filter(|(name, _)| graph_inputs.contains(name.as_str()))
+        .collect();
+    Ok(ImportedDataSet {
+        graph,
+        inputs,
+        specialization,
+    })
+}
+
+/// Imports `model_path` as `sinter check` does (see the module doc), runs it on `backend` with the
+/// data set in `data_dir` and compares each output within `tolerance`. The error is one line (the reason the
+/// node suite's blessing records) followed by details.
+pub fn check_data_set(
+    model_path: &Path,
+    data_dir: &Path,
+    tolerance: Tolerance,
+    backend: Backend,
+) -> Result<Specialization, String> {
+    let ImportedDataSet {
+        graph,
+        inputs,
+        specialization,
+    } = import_data_set(model_path, data_dir)?;
+    let inputs: Vec<(&str, Tensor)> = inputs
+        .iter()
         .map(|(name, tensor)| (name.as_str(), tensor.clone()))
         .collect();
     let outputs = backend.run(&graph, &inputs)?;
