@@ -40,7 +40,7 @@ fn check_case(path: &std::path::Path, source: &str) -> String {
         time_limit: None,
         ..OptimizeOptions::default()
     };
-    let optimized = optimize(&graph, &options).unwrap_or_else(|err| panic!("{name}: {err}"));
+    let optimized = optimize(graph.clone(), &options).unwrap_or_else(|err| panic!("{name}: {err}"));
     let report = &optimized.report;
     assert!(
         report.conflicts.is_empty(),

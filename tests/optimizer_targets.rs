@@ -100,7 +100,7 @@ fn every_fusion_fires_on_the_real_model_fixtures() {
             let imported =
                 common::import_data_set(&dir.join("model.onnx"), &dir.join("test_data_set_0"))
                     .unwrap_or_else(|err| panic!("{name}: {err}"));
-            let optimized = optimize(&imported.graph, &OptimizeOptions::default())
+            let optimized = optimize(imported.graph, &OptimizeOptions::default())
                 .unwrap_or_else(|err| panic!("{name}: {err}"));
             let report = &optimized.report;
             assert!(

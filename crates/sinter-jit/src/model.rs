@@ -104,7 +104,7 @@ impl CompiledModel {
         sinter_ir::verify(&graph).map_err(ModelError::InvalidGraph)?;
         let graph = match &options.optimize {
             Some(opt) => {
-                sinter_opt::optimize(&graph, opt)
+                sinter_opt::optimize(graph, opt)
                     .map_err(ModelError::Optimize)?
                     .graph
             }

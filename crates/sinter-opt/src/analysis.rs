@@ -33,8 +33,9 @@ pub struct Facts {
     pub types: Vec<TensorType>,
     /// The value depends on weights only (attribute and absent leaves count as constant).
     pub is_const: bool,
-    /// The value, for weights and weight-only values of at most [`MAX_EVALUATED_ELEMENTS`].
-    pub value: Option<Tensor>,
+    /// The value, for weights and weight-only values of at most [`MAX_EVALUATED_ELEMENTS`]. Shared
+    /// with the side table, so facts never copy tensor data.
+    pub value: Option<Arc<Tensor>>,
     /// The value every element has, when the value is known and all elements are equal.
     pub scalar: Option<f64>,
     /// For an attributes leaf, its interned op.
@@ -57,7 +58,7 @@ impl Facts {
 #[derive(Clone, Debug)]
 pub struct Weight {
     pub name: String,
-    pub tensor: Tensor,
+    pub tensor: Arc<Tensor>,
 }
 
 /// Which rule added an e-node, for `--explain`.
@@ -116,7 +117,10 @@ impl GraphAnalysis {
         if let Some(idx) = key.as_ref().and_then(|k| self.weight_index.get(k)) {
             return *idx;
         }
-        self.weights.push(Weight { name, tensor });
+        self.weights.push(Weight {
+            name,
+            tensor: Arc::new(tensor),
+        });
         let idx = (self.weights.len() - 1) as u32;
         if let Some(key) = key {
             self.weight_index.insert(key, idx);
@@ -163,18 +167,15 @@ fn op_facts(egraph: &mut Egraph, enode: &ENode) -> Facts {
     };
     let inputs = enode.op_inputs();
     let mut input_types: Vec<Option<TensorType>> = Vec::with_capacity(inputs.len());
-    let mut input_values: Vec<Option<Tensor>> = Vec::with_capacity(inputs.len());
     let mut is_const = true;
     for &child in inputs {
         let facts = &egraph[child].data;
         is_const &= facts.is_const;
         input_types.push(facts.ty().cloned());
-        input_values.push(facts.value.clone());
     }
     // Trailing absent inputs are not inputs at all for inference and evaluation.
     while input_types.len() > 1 && input_types.last().is_some_and(Option::is_none) {
         input_types.pop();
-        input_values.pop();
     }
     let refs: Vec<Option<&TensorType>> = input_types.iter().map(Option::as_ref).collect();
     let types = match sinter_ir::infer_types(&op, &refs) {
@@ -192,19 +193,23 @@ fn op_facts(egraph: &mut Egraph, enode: &ENode) -> Facts {
             .shape
             .num_elements()
             .is_some_and(|n| n <= MAX_EVALUATED_ELEMENTS);
-    let present_all = input_types
-        .iter()
-        .zip(&input_values)
-        .all(|(ty, value)| ty.is_none() || value.is_some());
-    let value = if is_const && small && present_all {
-        let args: Vec<Option<&Tensor>> = input_values.iter().map(Option::as_ref).collect();
-        sinter_ref::eval_op(&op, &args)
-            .ok()
+    // Only a small weight-only value is evaluated; nothing else touches tensor data.
+    let value = if is_const && small {
+        let args: Option<Vec<Option<&Tensor>>> = inputs[..input_types.len()]
+            .iter()
+            .zip(&input_types)
+            .map(|(&child, ty)| match ty {
+                None => Some(None),
+                Some(_) => egraph[child].data.value.as_deref().map(Some),
+            })
+            .collect();
+        args.and_then(|args| sinter_ref::eval_op(&op, &args).ok())
             .and_then(|mut out| out.pop())
+            .map(Arc::new)
     } else {
         None
     };
-    let scalar = value.as_ref().and_then(splat_value);
+    let scalar = value.as_deref().and_then(splat_value);
     Facts {
         types,
         is_const,
@@ -238,7 +243,7 @@ impl Analysis<ENode> for GraphAnalysis {
                 ..Facts::default()
             },
             ENode::Weight(n) => {
-                let tensor = egraph.analysis.weights[*n as usize].tensor.clone();
+                let tensor = Arc::clone(&egraph.analysis.weights[*n as usize].tensor);
                 Facts {
                     types: vec![tensor.ty()],
                     is_const: true,

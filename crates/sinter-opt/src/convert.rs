@@ -14,7 +14,7 @@ use crate::analysis::{Egraph, GraphAnalysis};
 use crate::lang::ENode;
 use crate::OptError;
 use egg::{Id, Language};
-use sinter_ir::{Graph, NodeId, NodeKind, Op, Value};
+use sinter_ir::{Graph, NodeId, NodeKind, Op, Tensor, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -60,14 +60,25 @@ pub fn add_op_node(egraph: &mut Egraph, op: Op, inputs: &[Option<Id>]) -> Id {
     egraph.add(ENode::Op { name, children })
 }
 
-/// Puts `graph` into a fresh e-graph.
-pub fn to_egraph(graph: &Graph) -> Result<Problem, OptError> {
+/// Puts `graph` into a fresh e-graph. The weights move into the e-graph's side table, uncopied.
+pub fn to_egraph(mut graph: Graph) -> Result<Problem, OptError> {
     let order = graph.canonical_order().map_err(|node| OptError::Cycle {
         node: graph.node(node).describe(),
     })?;
     let mut egraph = Egraph::new(GraphAnalysis::default());
     let mut class_of: HashMap<Value, Id> = HashMap::new();
     for node_id in order {
+        if let NodeKind::Const { value, .. } = &mut graph.node_mut(node_id).kind {
+            let placeholder = Tensor::zeros(value.dtype(), vec![0]);
+            let tensor = std::mem::replace(value, placeholder);
+            let NodeKind::Const { name, .. } = &graph.node(node_id).kind else {
+                unreachable!("matched above")
+            };
+            let idx = egraph.analysis.add_weight(name.clone(), tensor);
+            let id = egraph.add(ENode::Weight(idx));
+            class_of.insert(Value::new(node_id, 0), id);
+            continue;
+        }
         let node = graph.node(node_id);
         match &node.kind {
             NodeKind::Input { name } => {
@@ -79,11 +90,7 @@ pub fn to_egraph(graph: &Graph) -> Result<Problem, OptError> {
                 let id = egraph.add(ENode::Input(idx));
                 class_of.insert(Value::new(node_id, 0), id);
             }
-            NodeKind::Const { name, value } => {
-                let idx = egraph.analysis.add_weight(name.clone(), value.clone());
-                let id = egraph.add(ENode::Weight(idx));
-                class_of.insert(Value::new(node_id, 0), id);
-            }
+            NodeKind::Const { .. } => unreachable!("handled above"),
             NodeKind::Op(op) => {
                 let mut inputs: Vec<Option<Id>> = Vec::new();
                 for value in graph.node_inputs(node_id) {
@@ -141,7 +148,52 @@ pub fn to_egraph(graph: &Graph) -> Result<Problem, OptError> {
 }
 
 /// Rebuilds a graph from `choice`, the e-node selected for every class reachable from the roots.
-pub fn to_graph(problem: &Problem, choice: &HashMap<Id, ENode>) -> Result<Graph, OptError> {
+/// Consumes the problem so that the weights move out of the side table, uncopied.
+pub fn to_graph(problem: Problem, choice: &HashMap<Id, ENode>) -> Result<Graph, OptError> {
+    let (mut graph, consts) = build_graph(&problem, choice)?;
+    // Every other holder of the tensors (the side table, the facts of the classes) goes with the
+    // e-graph, so each tensor below is usually the only reference and moves without a copy.
+    drop(problem);
+    for (tensor, node_id) in consts {
+        let tensor = Arc::try_unwrap(tensor).unwrap_or_else(|shared| (*shared).clone());
+        let node = graph.node_mut(node_id);
+        node.outputs = vec![tensor.ty()];
+        if let NodeKind::Const { value, .. } = &mut node.kind {
+            *value = tensor;
+        }
+    }
+    Ok(graph)
+}
+
+/// A constant node built with an empty tensor, and the tensor it stands for.
+type Placeholder = (Arc<Tensor>, NodeId);
+
+/// A name for the folded value of weight-only class `class`: its first weight operand's name (found
+/// through first operands) with `.folded`, so a folded batch norm's weight is `conv1.weight.folded`.
+fn folded_name(egraph: &crate::analysis::Egraph, choice: &HashMap<Id, ENode>, class: Id) -> String {
+    let mut id = egraph.find(class);
+    for _ in 0..32 {
+        match choice.get(&id) {
+            Some(ENode::Weight(n)) => {
+                return format!("{}.folded", egraph.analysis.weights[*n as usize].name);
+            }
+            Some(node @ ENode::Op { .. }) => match node.op_inputs().first() {
+                Some(first) => id = egraph.find(*first),
+                None => break,
+            },
+            _ => break,
+        }
+    }
+    "folded".to_string()
+}
+
+/// The graph of `choice`, with every constant as an empty placeholder, and the tensor each placeholder
+/// stands for. A weight-only class whose value the analysis already computed becomes a constant
+/// directly, so the folding pass does not evaluate it again.
+fn build_graph(
+    problem: &Problem,
+    choice: &HashMap<Id, ENode>,
+) -> Result<(Graph, Vec<Placeholder>), OptError> {
     let egraph = &problem.egraph;
     let analysis = &egraph.analysis;
     let mut graph = Graph::new(problem.graph_name.clone());
@@ -156,6 +208,7 @@ pub fn to_graph(problem: &Problem, choice: &HashMap<Id, ENode>) -> Result<Graph,
     // The graph node of each class (port 0 for single-output classes).
     let mut node_of: HashMap<Id, Value> = HashMap::new();
     let mut weight_values: HashMap<u32, Value> = HashMap::new();
+    let mut consts: Vec<Placeholder> = Vec::new();
     let chosen = |id: Id| -> Result<&ENode, OptError> {
         choice
             .get(&egraph.find(id))
@@ -169,6 +222,17 @@ pub fn to_graph(problem: &Problem, choice: &HashMap<Id, ENode>) -> Result<Graph,
                 continue;
             }
             let node = chosen(class)?;
+            let facts = &egraph[class].data;
+            if let (ENode::Op { .. }, true, Some(tensor)) = (node, facts.is_const, &facts.value) {
+                let name = graph.fresh_const_name(&folded_name(egraph, choice, class));
+                let placeholder = Tensor::zeros(tensor.dtype(), vec![0]);
+                let value = graph
+                    .add_const(name, placeholder)
+                    .map_err(|e| OptError::Malformed(e.to_string()))?;
+                consts.push((Arc::clone(tensor), value.node));
+                node_of.insert(class, value);
+                continue;
+            }
             if !expanded {
                 stack.push((class, true));
                 for &child in node.children() {
@@ -186,10 +250,12 @@ pub fn to_graph(problem: &Problem, choice: &HashMap<Id, ENode>) -> Result<Graph,
                     None => {
                         let weight = &analysis.weights[*n as usize];
                         let name = graph.fresh_const_name(&weight.name);
+                        let placeholder = Tensor::zeros(weight.tensor.dtype(), vec![0]);
                         let value = graph
-                            .add_const(name, weight.tensor.clone())
+                            .add_const(name, placeholder)
                             .map_err(|e| OptError::Malformed(e.to_string()))?;
                         weight_values.insert(*n, value);
+                        consts.push((Arc::clone(&weight.tensor), value.node));
                         value
                     }
                 },
@@ -230,5 +296,5 @@ pub fn to_graph(problem: &Problem, choice: &HashMap<Id, ENode>) -> Result<Graph,
             .add_output(name.clone(), value)
             .map_err(|e| OptError::Malformed(e.to_string()))?;
     }
-    Ok(graph)
+    Ok((graph, consts))
 }

@@ -21,7 +21,7 @@
 //!     &ParseOptions::default(),
 //! )
 //! .unwrap();
-//! let optimized = sinter_opt::optimize(&graph, &sinter_opt::OptimizeOptions::default()).unwrap();
+//! let optimized = sinter_opt::optimize(graph, &sinter_opt::OptimizeOptions::default()).unwrap();
 //! assert!(optimized.graph.to_string().contains("softmax(%x)"));
 //! assert_eq!(optimized.report.rule_counts["softmax-exp-sum"], 1);
 //! ```
@@ -97,6 +97,10 @@ pub struct PhaseReport {
     pub hit_node_limit: bool,
     pub egraph_nodes: usize,
     pub egraph_classes: usize,
+    /// Time spent searching for matches, applying rules and rebuilding the e-graph.
+    pub search_time: Duration,
+    pub apply_time: Duration,
+    pub rebuild_time: Duration,
 }
 
 /// Why one node of the optimized graph is there: the rule that built it and where it matched.
@@ -119,6 +123,8 @@ pub struct OptimizeReport {
     pub explanations: Vec<Explanation>,
     /// Type conflicts found in merges; a non-empty list is a bug in a rule.
     pub conflicts: Vec<String>,
+    /// Building the e-graph from the graph (type inference and analysis of every node).
+    pub conversion_time: Duration,
     pub saturation_time: Duration,
     pub extraction_time: Duration,
     pub fold_time: Duration,
@@ -179,10 +185,12 @@ fn original_cost(egraph: &Egraph, roots: &[Id]) -> f64 {
 }
 
 /// Optimizes `graph`: saturates with every rule, extracts the cheapest equivalent graph, and folds
-/// weight-only subgraphs.
-pub fn optimize(graph: &Graph, options: &OptimizeOptions) -> Result<Optimized, OptError> {
+/// weight-only subgraphs. The graph is taken by value so that its weights move through the
+/// optimizer without being copied.
+pub fn optimize(graph: Graph, options: &OptimizeOptions) -> Result<Optimized, OptError> {
     let started = Instant::now();
     let mut problem = convert::to_egraph(graph)?;
+    let conversion_time = started.elapsed();
     let roots: Vec<Id> = problem.roots.iter().map(|(_, id)| *id).collect();
     let mut report = OptimizeReport {
         cost_before: original_cost(&problem.egraph, &roots),
@@ -199,7 +207,7 @@ pub fn optimize(graph: &Graph, options: &OptimizeOptions) -> Result<Optimized, O
             Some(limit) => runner.with_time_limit(limit),
             None => runner.with_time_limit(Duration::from_secs(u64::MAX / 4)),
         };
-        let runner = runner.run(&phase.rules());
+        let runner = runner.run(phase.rules());
         for iteration in &runner.iterations {
             for (rule, count) in &iteration.applied {
                 *report.rule_counts.entry(rule.to_string()).or_default() += count;
@@ -213,22 +221,38 @@ pub fn optimize(graph: &Graph, options: &OptimizeOptions) -> Result<Optimized, O
             hit_node_limit,
             egraph_nodes: runner.egraph.total_number_of_nodes(),
             egraph_classes: runner.egraph.number_of_classes(),
+            search_time: runner
+                .iterations
+                .iter()
+                .map(|i| Duration::from_secs_f64(i.search_time))
+                .sum(),
+            apply_time: runner
+                .iterations
+                .iter()
+                .map(|i| Duration::from_secs_f64(i.apply_time))
+                .sum(),
+            rebuild_time: runner
+                .iterations
+                .iter()
+                .map(|i| Duration::from_secs_f64(i.rebuild_time))
+                .sum(),
         });
         problem.egraph = runner.egraph;
     }
-    report.saturation_time = started.elapsed();
+    report.saturation_time = started.elapsed() - conversion_time;
+    report.conversion_time = conversion_time;
 
     let started = Instant::now();
     let extraction = extract::extract(&problem.egraph, &roots)?;
     report.cost_after = extraction.cost;
     report.explanations = explain(&problem.egraph, &extraction.choice);
-    let mut optimized = convert::to_graph(&problem, &extraction.choice)?;
+    report.conflicts = problem.egraph.analysis.conflicts.clone();
+    let mut optimized = convert::to_graph(problem, &extraction.choice)?;
     report.extraction_time = started.elapsed();
 
     let started = Instant::now();
     report.n_folded = fold::fold_weight_only(&mut optimized)?;
     report.fold_time = started.elapsed();
-    report.conflicts = problem.egraph.analysis.conflicts.clone();
     Ok(Optimized {
         graph: optimized,
         report,

@@ -30,8 +30,8 @@ pub fn dump(args: &DumpArgs, out: &mut impl Write) -> Result<()> {
     }
     let mut graph = load_model(&args.model)?.graph;
     if args.stage == Stage::Optimized {
-        let before = graph.clone();
-        let optimized = sinter_opt::optimize(&graph, &sinter_opt::OptimizeOptions::default())
+        let before = op_counts(&graph);
+        let optimized = sinter_opt::optimize(graph, &sinter_opt::OptimizeOptions::default())
             .map_err(|err| anyhow::anyhow!("the graph optimizer failed: {err}"))?;
         graph = optimized.graph;
         if args.stats {
@@ -126,11 +126,11 @@ fn op_counts(graph: &sinter_ir::Graph) -> BTreeMap<&'static str, usize> {
 
 fn write_stats(
     out: &mut impl Write,
-    before: &sinter_ir::Graph,
+    before_counts: &BTreeMap<&'static str, usize>,
     after: &sinter_ir::Graph,
     report: &sinter_opt::OptimizeReport,
 ) -> Result<()> {
-    let (before_counts, after_counts) = (op_counts(before), op_counts(after));
+    let after_counts = op_counts(after);
     writeln!(out, "; ops (before -> after):")?;
     let names: std::collections::BTreeSet<&str> = before_counts
         .keys()
@@ -151,12 +151,15 @@ fn write_stats(
     for phase in &report.phases {
         writeln!(
             out,
-            "; phase {}: {} iterations, {}, {} e-nodes in {} classes",
+            "; phase {}: {} iterations, {}, {} e-nodes in {} classes; search {:.2} ms, apply {:.2} ms, rebuild {:.2} ms",
             phase.phase,
             phase.iterations,
             phase.stop_reason,
             phase.egraph_nodes,
-            phase.egraph_classes
+            phase.egraph_classes,
+            phase.search_time.as_secs_f64() * 1e3,
+            phase.apply_time.as_secs_f64() * 1e3,
+            phase.rebuild_time.as_secs_f64() * 1e3
         )?;
     }
     writeln!(
@@ -166,7 +169,8 @@ fn write_stats(
     )?;
     writeln!(
         out,
-        "; time: saturation {:.2} ms, extraction {:.2} ms, folding {:.2} ms",
+        "; time: conversion {:.2} ms, saturation {:.2} ms, extraction {:.2} ms, folding {:.2} ms",
+        report.conversion_time.as_secs_f64() * 1e3,
         report.saturation_time.as_secs_f64() * 1e3,
         report.extraction_time.as_secs_f64() * 1e3,
         report.fold_time.as_secs_f64() * 1e3

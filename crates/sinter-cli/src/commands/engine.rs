@@ -37,9 +37,12 @@ impl Engine {
         Ok(match options.backend {
             Backend::Reference => {
                 let graph = if options.optimize {
-                    sinter_opt::optimize(&model.graph, &sinter_opt::OptimizeOptions::default())
-                        .map_err(|err| anyhow::anyhow!("the graph optimizer failed: {err}"))?
-                        .graph
+                    sinter_opt::optimize(
+                        model.graph.clone(),
+                        &sinter_opt::OptimizeOptions::default(),
+                    )
+                    .map_err(|err| anyhow::anyhow!("the graph optimizer failed: {err}"))?
+                    .graph
                 } else {
                     model.graph.clone()
                 };

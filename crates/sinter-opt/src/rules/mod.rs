@@ -27,7 +27,7 @@ use crate::convert::add_op_node;
 use crate::lang::ENode;
 use egg::{Applier, Id, Pattern, PatternAst, Rewrite, Subst, Symbol, Var};
 use sinter_ir::{Op, Tensor};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The optimizer's phases, in the order they run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,14 +67,25 @@ impl Phase {
         }
     }
 
-    /// The rules that run in this phase: its own and every earlier phase's.
-    pub fn rules(self) -> Vec<Rewrite<ENode, GraphAnalysis>> {
-        Phase::ALL
-            .iter()
-            .take_while(|p| **p != self)
-            .chain(std::iter::once(&self))
-            .flat_map(|p| p.own_rules())
-            .collect()
+    /// The rules that run in this phase: its own and every earlier phase's. Built once per process
+    /// (patterns are parsed and compiled then), and shared by every optimizer run.
+    pub fn rules(self) -> &'static [Rewrite<ENode, GraphAnalysis>] {
+        static RULES: OnceLock<Vec<Vec<Rewrite<ENode, GraphAnalysis>>>> = OnceLock::new();
+        let all = RULES.get_or_init(|| {
+            Phase::ALL
+                .iter()
+                .map(|phase| {
+                    Phase::ALL
+                        .iter()
+                        .take_while(|p| *p != phase)
+                        .chain(std::iter::once(phase))
+                        .flat_map(|p| p.own_rules())
+                        .collect()
+                })
+                .collect()
+        });
+        let idx = Phase::ALL.iter().position(|p| *p == self).expect("a phase");
+        &all[idx]
     }
 }
 
