@@ -42,8 +42,9 @@
 //! `SINTER_AGREEMENT_TRACE=1` every case before it runs (both with `--nocapture`).
 
 use sinter_ir::{
-    infer_types, AutoPad, CoordTransform, DType, Dim, GeluApprox, NearestMode, Op, PadMode,
-    ResizeMode, RnnActivation, RnnDirection, Shape, Tensor, TensorData, TensorType,
+    infer_types, AutoPad, CoordTransform, DType, Dim, FusedActivation, GeluApprox, NearestMode, Op,
+    PadMode, PoolKind, ResizeMode, RnnActivation, RnnDirection, Shape, Tensor, TensorData,
+    TensorType,
 };
 use sinter_ref::random::{random_tensor, SplitMix64};
 use std::fmt::Write as _;
@@ -329,9 +330,9 @@ fn mutate(g: &mut Gen, case: &mut Case) {
 fn gen_op(g: &mut Gen, name: &str) -> (Op, Vec<Spec>) {
     match name {
         "neg" | "abs" | "exp" | "log" | "sqrt" | "reciprocal" | "relu" | "leaky_relu"
-        | "sigmoid" | "hard_sigmoid" | "hard_swish" | "tanh" | "erf" | "gelu" | "elu" | "selu"
-        | "softplus" | "softsign" | "mish" | "clip" | "floor" | "ceil" | "round" | "sign"
-        | "not" | "cast" | "identity" => unary(g, name),
+        | "sigmoid" | "hard_sigmoid" | "hard_swish" | "silu" | "tanh" | "erf" | "gelu" | "elu"
+        | "selu" | "softplus" | "softsign" | "mish" | "clip" | "floor" | "ceil" | "round"
+        | "sign" | "not" | "cast" | "identity" => unary(g, name),
         "add" | "sub" | "mul" | "div" | "pow" | "max" | "min" | "equal" | "less" | "greater"
         | "less_or_equal" | "greater_or_equal" | "and" | "or" => binary(g, name),
         "prelu" => {
@@ -355,6 +356,7 @@ fn gen_op(g: &mut Gen, name: &str) -> (Op, Vec<Spec>) {
         "gemm" => gemm(g),
         "conv" | "conv_transpose" => conv(g, name),
         "max_pool" | "average_pool" => pool(g, name),
+        "fused_conv" | "fused_matmul" | "conv_pool" => fused(g, name),
         "global_average_pool" | "global_max_pool" => {
             let x = g.shape_of_rank(1, 5);
             let op = if name == "global_max_pool" {
@@ -885,6 +887,131 @@ fn conv(g: &mut Gen, name: &str) -> (Op, Vec<Spec>) {
         };
         (op, vec![some(dtype, x), some(dtype, w), b])
     }
+}
+
+/// A random fused activation; 5% of the time with a parameter list of the wrong length.
+fn fused_activation(g: &mut Gen) -> (FusedActivation, Vec<f32>) {
+    let activation = g.pick(FusedActivation::ALL);
+    let mut params = match activation {
+        FusedActivation::LeakyRelu => vec![g.f32_attr()],
+        FusedActivation::Clip => vec![
+            g.pick(&[f32::NEG_INFINITY, -1.0, 0.0]),
+            g.pick(&[f32::INFINITY, 6.0, 0.5]),
+        ],
+        _ => Vec::new(),
+    };
+    if g.chance(0.05) {
+        params.push(1.0);
+    }
+    (activation, params)
+}
+
+/// The type of the first output of `op` over `inputs`, when inference accepts them and it is small.
+fn inferred(op: &Op, inputs: &[Spec]) -> Option<(DType, Vec<usize>)> {
+    let types: Vec<Option<TensorType>> = inputs
+        .iter()
+        .map(|s| s.as_ref().map(|(d, shape)| TensorType::fixed(*d, shape)))
+        .collect();
+    let refs: Vec<Option<&TensorType>> = types.iter().map(Option::as_ref).collect();
+    let ty = infer_types(op, &refs).ok()?.remove(0);
+    let shape = ty.shape.as_static()?;
+    // A residual of a huge (implausible) output would be allocated even when the case is rejected.
+    (element_count(&shape)? <= MAX_TEST_ELEMENTS).then_some((ty.dtype, shape))
+}
+
+/// The fused ops from the generators of their parts: a conv or matmul case, then the residual or
+/// bias (mostly of a fitting type), the activation and, for conv_pool, a pool window over the
+/// convolution's output.
+fn fused(g: &mut Gen, name: &str) -> (Op, Vec<Spec>) {
+    let (activation, activation_params) = fused_activation(g);
+    if name == "fused_matmul" {
+        let (product, mut inputs) = matmul(g);
+        let bias = match inferred(&product, &inputs) {
+            Some((dtype, out)) if g.chance(0.7) => {
+                let mut shape = g.operand_of(&out);
+                if g.chance(0.1) {
+                    shape.insert(0, 2);
+                }
+                some(dtype, shape)
+            }
+            _ => None,
+        };
+        inputs.push(bias);
+        let op = Op::FusedMatMul {
+            activation,
+            activation_params,
+        };
+        return (op, inputs);
+    }
+    let (conv_op, mut inputs) = conv(g, "conv");
+    let Op::Conv {
+        strides,
+        pads,
+        dilations,
+        group,
+        auto_pad,
+    } = conv_op.clone()
+    else {
+        unreachable!("conv() builds a conv");
+    };
+    let out = inferred(&conv_op, &inputs);
+    if name == "fused_conv" {
+        let z = match out {
+            Some((dtype, mut shape)) if g.chance(0.6) => {
+                if g.chance(0.1) && !shape.is_empty() {
+                    shape[0] += 1;
+                }
+                some(dtype, shape)
+            }
+            _ => None,
+        };
+        inputs.push(z);
+        let op = Op::FusedConv {
+            strides,
+            pads,
+            dilations,
+            group,
+            auto_pad,
+            activation,
+            activation_params,
+        };
+        return (op, inputs);
+    }
+    let n_spatial = inputs[0]
+        .as_ref()
+        .map_or(1, |(_, x)| x.len().saturating_sub(2))
+        .max(1);
+    let conv_sp: Vec<usize> = match &out {
+        Some((_, shape)) => shape[2..].to_vec(),
+        None => vec![3; n_spatial],
+    };
+    let kernel: Vec<i64> = conv_sp
+        .iter()
+        .map(|&d| g.attr(1, (d as i64).clamp(1, 3)))
+        .collect();
+    let pool_pads = if g.chance(0.5) {
+        Vec::new()
+    } else {
+        (0..2 * n_spatial)
+            .map(|idx| g.attr(0, kernel[idx % n_spatial].saturating_sub(1).clamp(0, 2)))
+            .collect()
+    };
+    let op = Op::ConvPool {
+        strides,
+        pads,
+        dilations,
+        group,
+        auto_pad,
+        activation,
+        activation_params,
+        pool: g.pick(&[PoolKind::Max, PoolKind::Average]),
+        pool_kernel_shape: kernel,
+        pool_strides: g.per_axis(n_spatial, 1, 3),
+        pool_pads,
+        pool_ceil_mode: g.chance(0.4),
+        count_include_pad: g.chance(0.5),
+    };
+    (op, inputs)
 }
 
 fn pool(g: &mut Gen, name: &str) -> (Op, Vec<Spec>) {

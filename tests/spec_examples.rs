@@ -419,6 +419,7 @@ fn placeholder_attr(ty: &str) -> AttrValue {
         "Vec<i64>" => AttrValue::Ints(vec![1]),
         "Vec<f32>" => AttrValue::Floats(vec![1.0]),
         "DType" => AttrValue::Ident("f32".to_string()),
+        "PoolKind" => AttrValue::Ident("max".to_string()),
         other => panic!("no placeholder for required attributes of type `{other}`; add one here"),
     }
 }

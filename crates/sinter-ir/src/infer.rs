@@ -180,6 +180,7 @@ fn infer_unchecked(cx: &Cx) -> Result<Vec<TensorType>, InferError> {
         | Sigmoid {}
         | HardSigmoid { .. }
         | HardSwish {}
+        | Silu {}
         | Tanh {}
         | Gelu { .. }
         | Elu { .. }
@@ -403,6 +404,8 @@ fn infer_unchecked(cx: &Cx) -> Result<Vec<TensorType>, InferError> {
                 .expect("rnn, lstm and gru have recurrent attributes");
             recurrent(&cx, &attrs)
         }
+
+        FusedConv { .. } | FusedMatMul { .. } | ConvPool { .. } => one(fused(&cx)),
     }
 }
 
@@ -1134,6 +1137,74 @@ impl Window {
 }
 
 /// The spatial kernel sizes from a weight's dims, which must be static and positive.
+/// A fused op through its parts (`Op::fused_parts`): the product's inference on the leading inputs,
+/// then the addend (`fused_conv`'s residual must have exactly the product's type; `fused_matmul`'s
+/// bias must broadcast into the product without enlarging it), the activation and the pool. Errors
+/// name the fused op and its own attributes.
+fn fused(cx: &Cx) -> InferResult<TensorType> {
+    let parts = match cx.op.fused_parts() {
+        Some(Ok(parts)) => parts,
+        Some(Err(message)) => return cx.attr_err("activation_params", message),
+        None => return cx.shape_err("not a fused op"),
+    };
+    let product_inputs: Vec<Option<&TensorType>> = (0..parts.n_product_inputs())
+        .map(|slot_idx| cx.opt_input(slot_idx))
+        .collect();
+    let mut ty = infer_part(cx, &parts.product, &[], &product_inputs)?;
+    if let Some(slot_idx) = parts.addend_slot {
+        if let Some(addend) = cx.opt_input(slot_idx) {
+            let label = cx.label(slot_idx);
+            if matches!(cx.op, Op::FusedConv { .. }) {
+                if *addend != ty {
+                    return cx.shape_err(format!(
+                        "residual `{label}` must have the convolution's type {ty}, got {addend}"
+                    ));
+                }
+            } else {
+                let what = ["the product", &format!("`{label}`")];
+                let sum = infer_part(cx, &Op::Add {}, &what, &[Some(&ty), Some(addend)])?;
+                if sum != ty {
+                    return cx.shape_err(format!(
+                        "`{label}` {addend} must broadcast into the product {ty} without enlarging it (got {sum})"
+                    ));
+                }
+            }
+        }
+    }
+    let product = parts.product.name();
+    for part in [&parts.activation, &parts.pool].into_iter().flatten() {
+        ty = infer_part(cx, part, &[&format!("the {product} result")], &[Some(&ty)])?;
+    }
+    Ok(ty)
+}
+
+/// The inference of one part of a fused op, its errors restated for the fused op: attributes by
+/// their fused names; for a part that reads intermediate values, other problems as shape errors
+/// naming the part and what it reads (`what`).
+fn infer_part(
+    cx: &Cx,
+    part: &Op,
+    what: &[&str],
+    inputs: &[Option<&TensorType>],
+) -> InferResult<TensorType> {
+    let mut tys = infer_types(part, inputs).map_err(|e| {
+        let kind = match e.kind {
+            InferErrorKind::Attr { attr, message } => InferErrorKind::Attr {
+                attr: crate::fused::fused_attr_name(cx.op, part, attr),
+                message,
+            },
+            kind if what.is_empty() => kind,
+            kind => InferErrorKind::Shape(format!(
+                "`{}` of {}: {kind}",
+                part.name(),
+                what.join(" and ")
+            )),
+        };
+        cx.error(kind)
+    })?;
+    Ok(tys.remove(0))
+}
+
 fn static_kernel(cx: &Cx, slot_idx: usize, dims: &[Dim]) -> InferResult<Vec<usize>> {
     dims.iter()
         .map(|d| match d {

@@ -15,6 +15,7 @@ pub mod bind;
 mod buffer;
 pub mod dot;
 mod dtype;
+pub mod fused;
 pub mod geometry;
 mod graph;
 pub mod infer;
@@ -33,9 +34,10 @@ pub use dtype::DType;
 pub use graph::{Edge, Graph, GraphError, Node, NodeId, NodeKind, Value};
 pub use infer::{broadcast_shapes, infer_types, BuildError, InferError, InferErrorKind};
 pub use op::{
-    AutoPad, CoordTransform, GeluApprox, NearestMode, Op, OpAttrError, PadMode, RecurrentAttrs,
-    RecurrentCell, ReduceAttrs, Reduction, ResizeMode, RnnActivation, RnnActivationParams,
-    RnnDirection, BINARY_ELEMENTWISE, MAX_ATTR_SIZE, SELU_ALPHA, SELU_GAMMA, UNARY_ELEMENTWISE,
+    AutoPad, CoordTransform, FusedActivation, GeluApprox, NearestMode, Op, OpAttrError, PadMode,
+    PoolKind, RecurrentAttrs, RecurrentCell, ReduceAttrs, Reduction, ResizeMode, RnnActivation,
+    RnnActivationParams, RnnDirection, BINARY_ELEMENTWISE, MAX_ATTR_SIZE, SELU_ALPHA, SELU_GAMMA,
+    UNARY_ELEMENTWISE,
 };
 pub use shape::{dims_within_max_elements, Dim, Shape, TensorType, MAX_ELEMENTS};
 pub use tensor::{Elem, Tensor, TensorData, TensorSizeError};

@@ -108,6 +108,20 @@ attr_enum! {
     }
 }
 
+attr_enum! {
+    /// The activation a fused op applies to its result. Parameters come from the op's `activation_params`:
+    /// `leaky_relu` takes `[alpha]`, `clip` takes `[min, max]` (either may be ±inf); the others take none.
+    FusedActivation {
+        Identity = "identity", Relu = "relu", LeakyRelu = "leaky_relu", Clip = "clip", Sigmoid = "sigmoid",
+        Tanh = "tanh", Silu = "silu", Gelu = "gelu", GeluTanh = "gelu_tanh",
+    }
+}
+
+attr_enum! {
+    /// The pooling of `conv_pool`.
+    PoolKind { Max = "max", Average = "average" }
+}
+
 /// An attribute problem found while building an op from generic attributes.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum OpAttrError {
@@ -289,6 +303,8 @@ define_ops! {
     HardSigmoid "hard_sigmoid" ["x"] -> ["y"] { alpha: f32 = 0.2, beta: f32 = 0.5 },
     /// `x * max(0, min(1, x / 6 + 1 / 2))`
     HardSwish "hard_swish" ["x"] -> ["y"] {},
+    /// `x * sigmoid(x)`
+    Silu "silu" ["x"] -> ["y"] {},
     Tanh "tanh" ["x"] -> ["y"] {},
     /// The Gauss error function.
     Erf "erf" ["x"] -> ["y"] {},
@@ -469,6 +485,26 @@ define_ops! {
         activation_beta: Vec<f32> = vec![], clip: Option<f32> = None, layout: i64 = 0,
         linear_before_reset: bool = false,
     },
+
+    // ---- fused ops (introduced by sinter-opt; never imported) ----
+    /// `activation(conv(x, w, b) + z)`; the residual `z` has exactly the output's type. See `fused.rs`.
+    FusedConv "fused_conv" ["x", "w", "b?", "z?"] -> ["y"] {
+        strides: Vec<i64> = vec![], pads: Vec<i64> = vec![], dilations: Vec<i64> = vec![],
+        group: i64 = 1, auto_pad: AutoPad = AutoPad::NotSet,
+        activation: FusedActivation = FusedActivation::Identity, activation_params: Vec<f32> = vec![],
+    },
+    /// `activation(matmul(a, b) + bias)`; `bias` broadcasts to the product without enlarging it.
+    FusedMatMul "fused_matmul" ["a", "b", "bias?"] -> ["y"] {
+        activation: FusedActivation = FusedActivation::Identity, activation_params: Vec<f32> = vec![],
+    },
+    /// `pool(activation(conv(x, w, b)))`, the pool with its own window (dilations 1, auto_pad notset).
+    ConvPool "conv_pool" ["x", "w", "b?"] -> ["y"] {
+        strides: Vec<i64> = vec![], pads: Vec<i64> = vec![], dilations: Vec<i64> = vec![],
+        group: i64 = 1, auto_pad: AutoPad = AutoPad::NotSet,
+        activation: FusedActivation = FusedActivation::Identity, activation_params: Vec<f32> = vec![],
+        pool: PoolKind, pool_kernel_shape: Vec<i64>, pool_strides: Vec<i64> = vec![],
+        pool_pads: Vec<i64> = vec![], pool_ceil_mode: bool = false, count_include_pad: bool = false,
+    },
 }
 
 impl Op {
@@ -552,6 +588,7 @@ pub const UNARY_ELEMENTWISE: &[&str] = &[
     "sigmoid",
     "hard_sigmoid",
     "hard_swish",
+    "silu",
     "tanh",
     "erf",
     "gelu",

@@ -428,6 +428,34 @@ fn valid_cases() -> Vec<(Op, Vec<&'static str>, Vec<&'static str>)> {
             vec!["f32[5,2,3]", "f32[1,12,3]", "f32[1,12,4]"],
             vec!["f32[5,1,2,4]", "f32[1,2,4]"],
         ),
+        (op("silu", &[]), vec!["f32[batch,3]"], vec!["f32[batch,3]"]),
+        (
+            op("fused_conv", &[("activation", ident("relu"))]),
+            vec![
+                "f32[batch,3,5,5]",
+                "f32[4,3,3,3]",
+                "f32[4]",
+                "f32[batch,4,3,3]",
+            ],
+            vec!["f32[batch,4,3,3]"],
+        ),
+        (
+            op("fused_matmul", &[("activation", ident("gelu"))]),
+            vec!["f32[batch,2,5]", "f32[5,3]", "f32[2,1]"],
+            vec!["f32[batch,2,3]"],
+        ),
+        (
+            op(
+                "conv_pool",
+                &[
+                    ("pool", ident("average")),
+                    ("pool_kernel_shape", ints(&[2, 2])),
+                    ("pool_strides", ints(&[2, 2])),
+                ],
+            ),
+            vec!["f32[batch,3,7,7]", "f32[4,3,2,2]"],
+            vec!["f32[batch,4,3,3]"],
+        ),
     ]
 }
 

@@ -285,6 +285,42 @@ fn attribute_kinds_round_trip() {
 }
 
 #[test]
+fn fused_ops_round_trip_with_their_attributes() {
+    let src = r#"graph fused {
+  input %x: f32[1,2,8,8]
+  input %z: f32[1,4,8,8]
+  input %a: f32[3,5]
+  input %w: f32[4,2,3,3]
+  input %m: f32[5,6]
+  input %w2: f32[4,2,3,3]
+  const @b: f32[4] = [1.0,2.0,3.0,4.0]
+  %0: f32[1,4,8,8] = fused_conv(%x, %w, _, %z) {pads=[1,1,1,1], activation=clip, activation_params=[-inf,6.0]}
+  %1: f32[1,4,4,4] = conv_pool(%0, %w2, @b) {pads=[1,1,1,1], group=2, activation=leaky_relu, activation_params=[0.1], pool=average, pool_kernel_shape=[3,3], pool_strides=[2,2], pool_pads=[1,1,1,1], pool_ceil_mode=true, count_include_pad=true}
+  %2: f32[3,6] = fused_matmul(%a, %m) {activation=gelu_tanh}
+  %3: f32[3,6] = silu(%2)
+  output y = %1
+  output v = %3
+}
+"#;
+    let text = check_round_trip(src);
+    for piece in [
+        "fused_conv(%x, %w, _, %z) {pads=[1,1,1,1], activation=clip, activation_params=[-inf,6.0]}",
+        "{pads=[1,1,1,1], group=2, activation=leaky_relu, activation_params=[0.1], pool=average, pool_kernel_shape=[3,3], pool_strides=[2,2], pool_pads=[1,1,1,1], pool_ceil_mode=true, count_include_pad=true}",
+        "fused_matmul(%a, %m) {activation=gelu_tanh}",
+        "= silu(",
+    ] {
+        assert!(text.contains(piece), "missing `{piece}` in\n{text}");
+    }
+    // The attribute a conv_pool cannot do without.
+    check_error(
+        "graph g {\n  input %x: f32[1,1,4,4]\n  input %w: f32[1,1,1,1]\n  %0: f32[1,1,2,2] = conv_pool(%x, %w) {pool=max}\n  output y = %0\n}\n",
+        4,
+        22,
+        "pool_kernel_shape",
+    );
+}
+
+#[test]
 fn random_float_bits_round_trip_bitwise() {
     let mut bits = Bits(0x5eed);
     let n = 4096;

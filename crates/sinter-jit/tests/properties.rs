@@ -19,8 +19,8 @@ use proptest::test_runner::{RngSeed, TestCaseError};
 use sinter_ir::rng::SplitMix64;
 use sinter_ir::text::{print_graph, PrintOptions};
 use sinter_ir::{
-    AutoPad, CoordTransform, DType, GeluApprox, Graph, NearestMode, Op, PadMode, ResizeMode,
-    RnnActivation, RnnDirection, Shape, Tensor, TensorData, TensorType, Value,
+    AutoPad, CoordTransform, DType, FusedActivation, GeluApprox, Graph, NearestMode, Op, PadMode,
+    ResizeMode, RnnActivation, RnnDirection, Shape, Tensor, TensorData, TensorType, Value,
 };
 use sinter_jit::{compile, CompileOptions};
 use sinter_loops::schedule::ScheduleOptions;
@@ -348,7 +348,7 @@ fn ones_mask() -> impl Strategy<Value = Vec<bool>> {
 // Elementwise.
 // ---------------------------------------------------------------------------------------------
 
-const N_UNARY: usize = 26;
+const N_UNARY: usize = 27;
 
 /// Unary op `idx` with attributes from `p1`/`p2`, the distribution of its input, and whether it
 /// accepts integer inputs.
@@ -414,6 +414,7 @@ fn unary_op(idx: usize, p1: f32, p2: f32) -> (Op, Dist, bool) {
         22 => (Op::Ceil {}, Dist::Halves(9), false),
         23 => (Op::Round {}, Dist::Halves(9), false),
         24 => (Op::Sign {}, Dist::Ints(-2, 2), true),
+        25 => (Op::Silu {}, x, false),
         _ => (Op::Identity {}, x, true),
     }
 }
@@ -913,6 +914,332 @@ proptest! {
         };
         case.output(y);
         case.check(backend, TOL)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fused ops (introduced by the optimizer).
+// ---------------------------------------------------------------------------------------------
+
+/// Every fused activation, with valid parameters (`clip` with finite and infinite bounds).
+fn fused_activation() -> impl Strategy<Value = (FusedActivation, Vec<f32>)> {
+    (0..FusedActivation::ALL.len(), 0usize..3, -0.5f32..0.5).prop_map(|(idx, variant, p)| {
+        let activation = FusedActivation::ALL[idx];
+        let params = match activation {
+            FusedActivation::LeakyRelu => vec![p],
+            FusedActivation::Clip => match variant {
+                0 => vec![p - 0.5, p + 0.5],
+                1 => vec![f32::NEG_INFINITY, p],
+                _ => vec![p, f32::INFINITY],
+            },
+            _ => vec![],
+        };
+        (activation, params)
+    })
+}
+
+/// A random convolution like `conv_matches_reference`'s, `widen` times the channels (so that
+/// larger cases take the tiled path): the conv op, `x`'s and `w`'s shapes.
+fn conv_case(
+    n: usize,
+    groups: (usize, usize, usize),
+    depthwise: bool,
+    widen: usize,
+    axes: &[WindowAxis],
+    auto_pad: AutoPad,
+) -> (Op, Vec<usize>, Vec<usize>) {
+    let (group, c_per_group, m_per_group) = if depthwise {
+        (groups.0 + 1, 1, 1)
+    } else {
+        (groups.0, groups.1 * widen, groups.2 * widen)
+    };
+    let mut x_shape = vec![n, group * c_per_group];
+    let mut w_shape = vec![group * m_per_group, c_per_group];
+    let (mut strides, mut dilations, mut begins, mut ends) = (vec![], vec![], vec![], vec![]);
+    for &(extra, kernel, stride, dilation, pad_begin, pad_end) in axes {
+        let extent = (kernel - 1) * dilation + 1;
+        let (pad_begin, pad_end) = if auto_pad == AutoPad::NotSet {
+            (pad_begin, pad_end)
+        } else {
+            (0, 0)
+        };
+        x_shape.push(
+            (extent + extra + 2 * widen)
+                .saturating_sub(pad_begin + pad_end)
+                .max(1),
+        );
+        w_shape.push(kernel);
+        strides.push(stride);
+        dilations.push(dilation);
+        begins.push(pad_begin);
+        ends.push(pad_end);
+    }
+    let pads = if auto_pad == AutoPad::NotSet {
+        [begins, ends].concat()
+    } else {
+        vec![]
+    };
+    let op = Op::Conv {
+        strides: to_i64(&strides),
+        pads: to_i64(&pads),
+        dilations: to_i64(&dilations),
+        group: group as i64,
+        auto_pad,
+    };
+    (op, x_shape, w_shape)
+}
+
+/// The output shape of `conv` over `x` and `w`.
+fn conv_output(conv: &Op, x: &[usize], w: &[usize]) -> Result<Vec<usize>, TestCaseError> {
+    let (xt, wt) = (
+        TensorType::fixed(DType::F32, x),
+        TensorType::fixed(DType::F32, w),
+    );
+    let types = sinter_ir::infer_types(conv, &[Some(&xt), Some(&wt)])
+        .map_err(|e| TestCaseError::fail(format!("the generated conv does not infer: {e}")))?;
+    Ok(types[0].shape.as_static().expect("static"))
+}
+
+proptest! {
+    #![proptest_config(config(48))]
+
+    /// fused_conv: every conv configuration of `conv_matches_reference` (widened so that some take
+    /// the tiled path), every activation, with or without bias and residual.
+    #[test]
+    fn fused_conv_matches_reference(
+        n in 1usize..=2,
+        groups in (1usize..=3, 1usize..=3, 1usize..=3),
+        depthwise in prop::bool::weighted(0.2),
+        widen in 1usize..=4,
+        axes in window_axes(3),
+        auto_pad in auto_pad(),
+        optional in (any::<bool>(), any::<bool>()),
+        activation in fused_activation(),
+        w_const in any::<bool>(),
+        seed in seed(),
+        backend in backend(),
+    ) {
+        let (conv, x_shape, w_shape) = conv_case(n, groups, depthwise, widen, &axes, auto_pad);
+        let out = conv_output(&conv, &x_shape, &w_shape)?;
+        let Op::Conv { strides, pads, dilations, group, auto_pad } = conv else { unreachable!() };
+        let mut case = Case::new(seed);
+        let x = case.input(DType::F32, &x_shape, Dist::Uniform(-1.0, 1.0));
+        let w = case.operand(w_const, DType::F32, &w_shape, Dist::Uniform(-1.0, 1.0));
+        let b = optional.0.then(|| case.operand(w_const, DType::F32, &[w_shape[0]], Dist::Uniform(-1.0, 1.0)));
+        let z = optional.1.then(|| case.input(DType::F32, &out, Dist::Uniform(-1.0, 1.0)));
+        let op = Op::FusedConv {
+            strides, pads, dilations, group, auto_pad,
+            activation: activation.0,
+            activation_params: activation.1,
+        };
+        let y = case.op(op, &[Some(x), Some(w), b, z])?[0];
+        case.output(y);
+        case.check(backend, TOL)?;
+    }
+
+    /// fused_matmul: matmul's shapes (batch dims, 1-d operands), a bias broadcast from a suffix of
+    /// the product's shape with some dims 1, every activation.
+    #[test]
+    fn fused_matmul_matches_reference(
+        batch in prop::collection::vec(1usize..=3, 0..=2),
+        mkn in (1usize..=40, 1usize..=40, 1usize..=40),
+        vectors in (prop::bool::weighted(0.15), prop::bool::weighted(0.15)),
+        bias in (any::<bool>(), 0usize..=4, ones_mask()),
+        activation in fused_activation(),
+        b_const in any::<bool>(),
+        seed in seed(),
+        backend in backend(),
+    ) {
+        let (m, k, n) = mkn;
+        let mut a_shape = batch.clone();
+        a_shape.extend([m, k]);
+        if vectors.0 {
+            a_shape = vec![k];
+        }
+        let b_shape = if vectors.1 { vec![k] } else { vec![k, n] };
+        let mut case = Case::new(seed);
+        let a = case.input(DType::F32, &a_shape, Dist::Uniform(-1.0, 1.0));
+        let b = case.operand(b_const, DType::F32, &b_shape, Dist::Uniform(-1.0, 1.0));
+        let product = sinter_ir::infer_types(&Op::MatMul {}, &[Some(case.ty(a)), Some(case.ty(b))])
+            .map_err(|e| TestCaseError::fail(e.to_string()))?[0]
+            .shape
+            .as_static()
+            .expect("static");
+        let bias = bias.0.then(|| {
+            let rank = bias.1.min(product.len());
+            let shape = broadcast_operand(&product, product.len() - rank, &bias.2);
+            case.operand(b_const, DType::F32, &shape, Dist::Uniform(-1.0, 1.0))
+        });
+        let op = Op::FusedMatMul { activation: activation.0, activation_params: activation.1 };
+        let y = case.op(op, &[Some(a), Some(b), bias])?[0];
+        case.output(y);
+        case.check(backend, TOL)?;
+    }
+
+    /// conv_pool: the convolutions of `fused_conv_matches_reference`, every activation, max or
+    /// average pools with kernels up to the convolution's output, strides (overlapping windows
+    /// included), pads smaller than the kernel, ceil_mode and count_include_pad.
+    #[test]
+    fn conv_pool_matches_reference(
+        n in 1usize..=2,
+        groups in (1usize..=3, 1usize..=3, 1usize..=3),
+        depthwise in prop::bool::weighted(0.2),
+        widen in 1usize..=4,
+        axes in window_axes(3),
+        auto_pad in auto_pad(),
+        pool_axes in prop::collection::vec((1usize..=3, 1usize..=3, 0usize..=2, 0usize..=2), 2),
+        pool_flags in (any::<bool>(), any::<bool>(), any::<bool>()),
+        bias in any::<bool>(),
+        activation in fused_activation(),
+        w_const in any::<bool>(),
+        seed in seed(),
+        backend in backend(),
+    ) {
+        let (conv, x_shape, w_shape) = conv_case(n, groups, depthwise, widen, &axes, auto_pad);
+        let out = conv_output(&conv, &x_shape, &w_shape)?;
+        let Op::Conv { strides, pads, dilations, group, auto_pad } = conv else { unreachable!() };
+        let (mut kernel, mut pool_strides, mut begins, mut ends) = (vec![], vec![], vec![], vec![]);
+        for (a, &(k, s, b, e)) in pool_axes.iter().take(out.len() - 2).enumerate() {
+            let k = k.min(out[2 + a]).max(1);
+            kernel.push(k);
+            pool_strides.push(s);
+            begins.push(b % k);
+            ends.push(e % k);
+        }
+        let mut case = Case::new(seed);
+        let x = case.input(DType::F32, &x_shape, Dist::Uniform(-1.0, 1.0));
+        let w = case.operand(w_const, DType::F32, &w_shape, Dist::Uniform(-1.0, 1.0));
+        let b = bias.then(|| case.operand(w_const, DType::F32, &[w_shape[0]], Dist::Uniform(-1.0, 1.0)));
+        let op = Op::ConvPool {
+            strides, pads, dilations, group, auto_pad,
+            activation: activation.0,
+            activation_params: activation.1,
+            pool: if pool_flags.0 { sinter_ir::PoolKind::Max } else { sinter_ir::PoolKind::Average },
+            pool_kernel_shape: to_i64(&kernel),
+            pool_strides: to_i64(&pool_strides),
+            pool_pads: to_i64(&[begins, ends].concat()),
+            pool_ceil_mode: pool_flags.1,
+            count_include_pad: pool_flags.2,
+        };
+        let y = case.op(op, &[Some(x), Some(w), b])?[0];
+        case.output(y);
+        case.check(backend, TOL)?;
+    }
+}
+
+/// Every activation in the tile epilogue of each fused op, on fixed shapes large enough to take the
+/// tiled path (random cases reach each combination only by chance), vectorized and threaded.
+#[test]
+fn every_activation_in_a_tiled_epilogue_matches_reference() {
+    let backend = Backend {
+        threads: 2,
+        vector_width: 4,
+        unroll: 1,
+    };
+    for &activation in FusedActivation::ALL {
+        let params = match activation {
+            FusedActivation::LeakyRelu => vec![0.1],
+            FusedActivation::Clip => vec![-0.25, 0.5],
+            _ => vec![],
+        };
+        let conv = |kind: usize| {
+            let mut case = Case::new(kind as u64);
+            let x = case.input(DType::F32, &[1, 4, 12, 12], Dist::Uniform(-1.0, 1.0));
+            let w = case.constant(DType::F32, &[8, 4, 3, 3], Dist::Uniform(-1.0, 1.0));
+            let b = case.constant(DType::F32, &[8], Dist::Uniform(-1.0, 1.0));
+            let (activation, activation_params) = (activation, params.clone());
+            let (op, z) = if kind == 0 {
+                let z = case.input(DType::F32, &[1, 8, 12, 12], Dist::Uniform(-1.0, 1.0));
+                let op = Op::FusedConv {
+                    strides: vec![],
+                    pads: vec![1, 1, 1, 1],
+                    dilations: vec![],
+                    group: 1,
+                    auto_pad: AutoPad::NotSet,
+                    activation,
+                    activation_params,
+                };
+                (op, Some(z))
+            } else {
+                let op = Op::ConvPool {
+                    strides: vec![],
+                    pads: vec![1, 1, 1, 1],
+                    dilations: vec![],
+                    group: 1,
+                    auto_pad: AutoPad::NotSet,
+                    activation,
+                    activation_params,
+                    pool: sinter_ir::PoolKind::Max,
+                    pool_kernel_shape: vec![3, 3],
+                    pool_strides: vec![2, 2],
+                    pool_pads: vec![1, 1, 1, 1],
+                    pool_ceil_mode: false,
+                    count_include_pad: false,
+                };
+                (op, None)
+            };
+            let mut inputs = vec![Some(x), Some(w), Some(b)];
+            inputs.extend(z.map(Some));
+            let y = case.op(op, &inputs).unwrap()[0];
+            case.output(y);
+            case
+        };
+        for kind in 0..2 {
+            conv(kind)
+                .check(backend, TOL)
+                .unwrap_or_else(|e| panic!("{}: {e}", activation.name()));
+        }
+        let mut case = Case::new(7);
+        let a = case.input(DType::F32, &[2, 13, 17], Dist::Uniform(-1.0, 1.0));
+        let b = case.constant(DType::F32, &[17, 21], Dist::Uniform(-1.0, 1.0));
+        let bias = case.constant(DType::F32, &[21], Dist::Uniform(-1.0, 1.0));
+        let op = Op::FusedMatMul {
+            activation,
+            activation_params: params.clone(),
+        };
+        let y = case.op(op, &[Some(a), Some(b), Some(bias)]).unwrap()[0];
+        case.output(y);
+        case.check(backend, TOL)
+            .unwrap_or_else(|e| panic!("{}: {e}", activation.name()));
+    }
+}
+
+/// conv_pool on images large enough to be computed in several bands (one pooled row per band, and
+/// 6 of 12), overlapping padded windows and exact ones, max and average.
+#[test]
+fn conv_pool_in_several_bands_matches_reference() {
+    let backend = Backend {
+        threads: 2,
+        vector_width: 4,
+        unroll: 2,
+    };
+    for (size, kernel, stride, pads, pool) in [
+        (40, 3, 2, vec![1, 1, 1, 1], sinter_ir::PoolKind::Max),
+        (40, 3, 2, vec![1, 0, 0, 1], sinter_ir::PoolKind::Average),
+        (26, 2, 2, vec![], sinter_ir::PoolKind::Max),
+    ] {
+        let mut case = Case::new(size as u64);
+        let x = case.input(DType::F32, &[1, 8, size, size], Dist::Uniform(-1.0, 1.0));
+        let w = case.constant(DType::F32, &[16, 8, 3, 3], Dist::Uniform(-1.0, 1.0));
+        let b = case.constant(DType::F32, &[16], Dist::Uniform(-1.0, 1.0));
+        let op = Op::ConvPool {
+            strides: vec![],
+            pads: vec![],
+            dilations: vec![],
+            group: 1,
+            auto_pad: AutoPad::NotSet,
+            activation: FusedActivation::Silu,
+            activation_params: vec![],
+            pool,
+            pool_kernel_shape: vec![kernel, kernel],
+            pool_strides: vec![stride, stride],
+            pool_pads: pads,
+            pool_ceil_mode: true,
+            count_include_pad: false,
+        };
+        let y = case.op(op, &[Some(x), Some(w), Some(b)]).unwrap()[0];
+        case.output(y);
+        case.check(backend, TOL).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 

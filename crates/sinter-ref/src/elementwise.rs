@@ -541,6 +541,15 @@ fn float_unary_fn<F: Float>(op: &Op) -> Option<Box<dyn Fn(F) -> F>> {
             let sixth = c(1.0 / 6.0);
             Box::new(move |x| x * max_nan(zero, min_nan(one, x * sixth + half)))
         }
+        // The same two branches as sigmoid, so silu(x) is x * sigmoid(x) exactly.
+        Op::Silu {} => Box::new(move |x| {
+            if x > zero {
+                x / (one + (-x).exp())
+            } else {
+                let e = x.exp();
+                x * (e / (one + e))
+            }
+        }),
         Op::Gelu {
             approximate: GeluApprox::None,
         } => {
@@ -1080,6 +1089,18 @@ mod tests {
                 1.0 / (1.0 + (-2.0f64).exp()),
                 1.0 / (1.0 + 2.0f64.exp()),
                 3.720_075_976_020_836e-44,
+            ],
+            1e-6,
+        );
+        // silu is x * sigmoid(x), without overflow for large |x|.
+        assert_close_f32(
+            &run_f32(Op::Silu {}, &[0.0, 2.0, -2.0, -100.0, 100.0]),
+            &[
+                0.0,
+                2.0 / (1.0 + (-2.0f64).exp()),
+                -2.0 / (1.0 + 2.0f64.exp()),
+                -100.0 / (1.0 + 100.0f64.exp()),
+                100.0,
             ],
             1e-6,
         );

@@ -16,6 +16,7 @@ mod attention;
 pub mod compare;
 mod conv;
 mod elementwise;
+mod fused;
 pub mod index;
 mod linalg;
 mod movement;
@@ -119,6 +120,7 @@ pub fn eval_op(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpErr
         Resize { .. } => resize::eval(op, inputs),
         Attention { .. } => attention::eval(op, inputs),
         Rnn { .. } | Lstm { .. } | Gru { .. } => recurrent::eval(op, inputs),
+        FusedConv { .. } | FusedMatMul { .. } | ConvPool { .. } => fused::eval(op, inputs),
         ReduceSum { .. }
         | ReduceMean { .. }
         | ReduceMax { .. }

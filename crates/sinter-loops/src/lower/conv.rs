@@ -1,4 +1,7 @@
-//! conv and conv_transpose, N-d over the spatial axes of `[N, C, *spatial]`.
+//! conv, fused_conv and conv_transpose, N-d over the spatial axes of `[N, C, *spatial]`.
+//!
+//! fused_conv is conv with its residual add and activation as the first steps of the output's
+//! epilogue (the tiles' epilogue, or the direct nest's store); conv_pool is in `conv_pool.rs`.
 //!
 //! conv: when any window position falls outside the input (pads, or the last window overhanging),
 //! the kernel first copies `x` into a zero-filled scratch buffer large enough for every window, so
@@ -12,6 +15,7 @@
 //! begin pad, which `same_*` may make negative) is read back with the bias added. Pads and output
 //! sizes follow sinter-ref's geometry exactly.
 
+use super::fuse::{own_steps, OwnStep};
 use super::tiles::{emit_tiles, kernel_parts, BLayout, TileEpilogueFn, TileNest};
 use super::{cst, Lowerer, NodeCx, Operand};
 use crate::builder::{row_major_strides, KernelBuilder};
@@ -22,13 +26,13 @@ use std::ops::Add;
 
 pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
     match cx.op {
-        Op::Conv {
-            strides,
-            pads,
-            dilations,
-            group,
-            auto_pad,
-        } => lower_conv(lw, cx, strides, pads, dilations, *group, *auto_pad),
+        Op::Conv { .. } => lower_conv(lw, cx, cx.op, &[]),
+        // The residual add and the activation of `fused_parts` become the conv's own epilogue.
+        Op::FusedConv { .. } => {
+            let (parts, own) = own_steps(cx)?;
+            lower_conv(lw, cx, &parts.product, &own)
+        }
+        Op::ConvPool { .. } => super::conv_pool::lower(lw, cx),
         Op::ConvTranspose {
             strides,
             pads,
@@ -148,46 +152,50 @@ fn float_dtype(dtype: DType) -> Result<(), String> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn lower_conv(
-    lw: &mut Lowerer,
-    cx: &NodeCx,
-    strides: &[i64],
-    pads: &[i64],
-    dilations: &[i64],
-    group: i64,
-    auto_pad: AutoPad,
-) -> Result<(), String> {
-    let (x, w) = (cx.input(0)?, cx.input(1)?);
-    let bias = cx.optional_input(2);
-    let out = cx.output(0);
+/// The geometry of `conv` (the op, or a fused op's conv part) over `x` and `w`, producing
+/// `out_sp` spatial outputs.
+pub(crate) fn conv_geometry(
+    conv: &Op,
+    x: &Operand,
+    w: &Operand,
+    out_sp: &[usize],
+) -> Result<ConvGeometry, String> {
+    let Op::Conv {
+        strides,
+        pads,
+        dilations,
+        group,
+        auto_pad,
+    } = conv
+    else {
+        return Err("not a convolution".into());
+    };
     float_dtype(x.dtype)?;
-    if x.rank() < 3 || w.rank() != x.rank() {
+    if x.rank() < 3 || w.rank() != x.rank() || out_sp.len() + 2 != x.rank() {
         return Err("conv needs x and w of equal rank >= 3".into());
     }
     let n_sp = x.rank() - 2;
     let (n_batch, n_in) = (x.shape[0], x.shape[1]);
     let n_out = w.shape[0];
-    let group = usize::try_from(group)
+    let group = usize::try_from(*group)
         .ok()
         .filter(|&g| g >= 1)
         .ok_or("group < 1")?;
-    if n_in % group != 0 || n_out % group != 0 || w.shape[1] != n_in / group {
+    if !n_in.is_multiple_of(group) || !n_out.is_multiple_of(group) || w.shape[1] != n_in / group {
         return Err(format!(
             "w {:?} does not fit x {:?} with group {group}",
             w.shape, x.shape
         ));
     }
     let (cg, mg) = (n_in / group, n_out / group);
-    let kernel = &w.shape[2..];
+    let kernel = w.shape[2..].to_vec();
     let in_sp = &x.shape[2..];
-    let out_sp = &out.shape[2..];
     let stride = per_axis_or_ones("strides", strides, n_sp)?;
     let dilation = per_axis_or_ones("dilations", dilations, n_sp)?;
     let extent: Vec<usize> = (0..n_sp)
         .map(|a| dilated_extent(kernel[a], dilation[a]))
         .collect();
-    let (begin, end) = resolve_pads(auto_pad, pads, in_sp, &stride, &extent)?;
+    let (begin, end) = resolve_pads(*auto_pad, pads, in_sp, &stride, &extent)?;
     let padded: Vec<usize> = (0..n_sp)
         .map(|a| {
             let needed = if out_sp[a] == 0 {
@@ -199,28 +207,51 @@ fn lower_conv(
         })
         .collect();
     let needs_pad = (0..n_sp).any(|a| padded[a] != in_sp[a] || begin[a] != 0);
-    let geometry = ConvGeometry {
+    Ok(ConvGeometry {
         n_batch,
         group,
         cg,
         mg,
         kernel,
-        out_sp,
-        stride: &stride,
-        dilation: &dilation,
-        begin: &begin,
-        padded: &padded,
+        out_sp: out_sp.to_vec(),
+        stride,
+        dilation,
+        begin,
+        padded,
         needs_pad,
-    };
+    })
+}
+
+/// conv, or fused_conv's conv with its `own` epilogue steps (residual add, activation).
+fn lower_conv(lw: &mut Lowerer, cx: &NodeCx, conv: &Op, own: &[OwnStep]) -> Result<(), String> {
+    let (x, w) = (cx.input(0)?, cx.input(1)?);
+    let bias = cx.optional_input(2);
+    let out = cx.output(0);
+    let geometry = conv_geometry(conv, x, w, &out.shape[2..])?;
+    let ConvGeometry {
+        n_batch,
+        group,
+        cg,
+        mg,
+        ref kernel,
+        ref out_sp,
+        ref stride,
+        ref dilation,
+        ref begin,
+        ref padded,
+        needs_pad,
+    } = geometry;
+    let n_sp = kernel.len();
     if x.dtype == DType::F32 && geometry.suits_tiles() {
-        return lower_conv_tiled(lw, cx, &geometry);
+        return lower_conv_tiled(lw, cx, &geometry, own);
     }
 
+    let epilogue = lw.fused_epilogue(cx, 0, &out.shape, own, false)?;
     let mut k = lw.kernel(&cx.stem, &[&cx.node]);
     let xb = k.input(x);
     let wb = k.input(w);
     let bb = bias.map(|b| k.input(b));
-    let yb = k.output(out);
+    let y = k.sink(out, epilogue);
     let dtype = x.dtype;
     let (src, src_shape) = if needs_pad {
         pad_spatial_into_scratch(
@@ -230,8 +261,8 @@ fn lower_conv(
                 x: xb,
                 x_shape: &x.shape,
                 n_lead: 2,
-                begin: &begin,
-                padded: &padded,
+                begin,
+                padded,
                 fill: cst(dtype, 0.0),
                 dtype,
             },
@@ -279,39 +310,42 @@ fn lower_conv(
             (gv, mg as i64 * y_strides[1]),
             (mv, y_strides[1]),
         ];
+        let mut coords = vec![Index::var(nv), Index::affine([(gv, mg as i64), (mv, 1)], 0)];
         for a in 0..n_sp {
             y_terms.push((osv[a], y_strides[2 + a]));
+            coords.push(Index::var(osv[a]));
         }
-        kb.store(yb, Index::affine(y_terms, 0), Expr::Local(acc));
+        y.store(kb, Index::affine(y_terms, 0), Expr::Local(acc), &coords);
     });
     lw.emit(k);
     Ok(())
 }
 
 /// The shape facts of one convolution, resolved (pads, strides, dilations per spatial axis).
-struct ConvGeometry<'a> {
-    n_batch: usize,
-    group: usize,
+pub(crate) struct ConvGeometry {
+    pub n_batch: usize,
+    pub group: usize,
     /// Input and output channels per group.
-    cg: usize,
-    mg: usize,
-    kernel: &'a [usize],
-    out_sp: &'a [usize],
-    stride: &'a [usize],
-    dilation: &'a [usize],
-    begin: &'a [usize],
+    pub cg: usize,
+    pub mg: usize,
+    pub kernel: Vec<usize>,
+    pub out_sp: Vec<usize>,
+    pub stride: Vec<usize>,
+    pub dilation: Vec<usize>,
+    /// The begin pads.
+    pub begin: Vec<usize>,
     /// The padded input's spatial extents.
-    padded: &'a [usize],
-    needs_pad: bool,
+    pub padded: Vec<usize>,
+    pub needs_pad: bool,
 }
 
 /// The most f32 elements the im2col matrix of a tiled convolution may have (256 MiB); larger
 /// convolutions keep the direct nest rather than allocate that much.
 const MAX_IM2COL_ELEMENTS: usize = 64 << 20;
 
-impl ConvGeometry<'_> {
+impl ConvGeometry {
     /// The depth of each output's dot product: input channels per group times the window.
-    fn depth(&self) -> usize {
+    pub fn depth(&self) -> usize {
         self.cg * self.kernel.iter().product::<usize>()
     }
 
@@ -329,7 +363,7 @@ impl ConvGeometry<'_> {
     /// Whether the convolution is a real matrix product: not depthwise (one channel in and out
     /// per group, where a tile would have one row and the direct nest is as good), with enough
     /// work to pay for the im2col copy, and a copy of reasonable size.
-    fn suits_tiles(&self) -> bool {
+    pub fn suits_tiles(&self) -> bool {
         let depthwise = self.cg == 1 && self.mg == 1;
         let work = self.mg * self.depth() * self.positions();
         let im2col = self.n_batch * self.group * self.depth() * self.positions();
@@ -342,7 +376,12 @@ impl ConvGeometry<'_> {
 /// im2col matrix, built by one kernel (after padding into scratch when needed), unless the
 /// convolution is pointwise and `x` already is that matrix. The weights are read in place (a tile
 /// broadcasts one weight per row and step of `kk`); the bias is the tiles' epilogue.
-fn lower_conv_tiled(lw: &mut Lowerer, cx: &NodeCx, g: &ConvGeometry) -> Result<(), String> {
+fn lower_conv_tiled(
+    lw: &mut Lowerer,
+    cx: &NodeCx,
+    g: &ConvGeometry,
+    own: &[OwnStep],
+) -> Result<(), String> {
     let (x, w) = (cx.input(0)?, cx.input(1)?);
     let bias = cx.optional_input(2);
     let out = cx.output(0);
@@ -374,8 +413,8 @@ fn lower_conv_tiled(lw: &mut Lowerer, cx: &NodeCx, g: &ConvGeometry) -> Result<(
                     x: xb,
                     x_shape: &x.shape,
                     n_lead: 2,
-                    begin: g.begin,
-                    padded: g.padded,
+                    begin: &g.begin,
+                    padded: &g.padded,
                     fill: cst(DType::F32, 0.0),
                     dtype: DType::F32,
                 },
@@ -385,12 +424,12 @@ fn lower_conv_tiled(lw: &mut Lowerer, cx: &NodeCx, g: &ConvGeometry) -> Result<(
         };
         let src_strides = row_major_strides(&src_shape);
         let mut extents = vec![g.n_batch, g.group, g.cg];
-        extents.extend_from_slice(g.kernel);
-        extents.extend_from_slice(g.out_sp);
+        extents.extend_from_slice(&g.kernel);
+        extents.extend_from_slice(&g.out_sp);
         let mut row_dims = vec![g.cg];
-        row_dims.extend_from_slice(g.kernel);
+        row_dims.extend_from_slice(&g.kernel);
         let row_strides = row_major_strides(&row_dims);
-        let pos_strides = row_major_strides(g.out_sp);
+        let pos_strides = row_major_strides(&g.out_sp);
         kd.kb.loops(&extents, |kb, v| {
             let (nv, gv, cv) = (v[0], v[1], v[2]);
             let (kv, ov) = (&v[3..3 + n_sp], &v[3 + n_sp..]);
@@ -426,7 +465,7 @@ fn lower_conv_tiled(lw: &mut Lowerer, cx: &NodeCx, g: &ConvGeometry) -> Result<(
     let y_group = (g.mg * positions) as i64;
     // An elementwise chain on the output (activation, residual add) joins the tiles' epilogue.
     let view = [g.n_batch, out.shape[1], positions];
-    let chain = lw.take_epilogue(cx, 0, &view);
+    let chain = lw.fused_epilogue(cx, 0, &view, own, true)?;
     // One image and group is one product; more of them make the outer loops (run in parallel).
     for (stem, columns) in kernel_parts(&cx.stem, g.n_batch * g.group, positions) {
         let mut kd = lw.kernel(&stem, &[&cx.node]);

@@ -195,6 +195,7 @@ pub(crate) fn unary_expr(op: &Op, dtype: DType, x: Expr) -> Result<Expr, String>
                 Op::Ceil {} => un(UnaryOp::Ceil, x),
                 Op::Round {} => un(UnaryOp::Round, x),
                 Op::Sigmoid {} => un(UnaryOp::Sigmoid, x),
+                Op::Silu {} => Expr::mul(x.clone(), un(UnaryOp::Sigmoid, x)),
                 Op::Reciprocal {} => Expr::div(one, x),
                 Op::LeakyRelu { alpha } => Expr::select(
                     gt0(x.clone()),

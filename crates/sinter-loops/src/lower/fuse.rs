@@ -25,6 +25,7 @@ use super::elementwise::{scalar_fn, ScalarFn};
 use super::{broadcast_strides, view_source, KernelDraft, Lowerer, NodeCx, Operand};
 use crate::builder::KernelBuilder;
 use crate::ir::*;
+use sinter_ir::fused::FusedParts;
 use sinter_ir::{DType, Graph, NodeId, NodeKind, Op, Value};
 use std::collections::{HashMap, HashSet};
 
@@ -267,6 +268,99 @@ impl Lowerer<'_> {
             output,
             origins,
             stems,
+        })
+    }
+}
+
+/// One step of a fused op's own epilogue: a plain elementwise op of its decomposition
+/// (`Op::fused_parts`: the residual or bias `add`, the activation) applied to the producer's value
+/// (slot 0), with the op's other operand (slot 1) when it has one.
+pub(crate) struct OwnStep {
+    pub op: Op,
+    pub operand: Option<Operand>,
+}
+
+/// The decomposition of the fused op `cx` lowers, and the own epilogue steps it implies: the
+/// addend (`fused_conv`'s residual, `fused_matmul`'s bias) when present, then the activation.
+pub(crate) fn own_steps(cx: &NodeCx) -> Result<(FusedParts, Vec<OwnStep>), String> {
+    let parts = cx
+        .op
+        .fused_parts()
+        .ok_or_else(|| format!("`{}` is not a fused op", cx.op.name()))??;
+    let mut own = Vec::new();
+    if let Some(addend) = parts.addend_slot.and_then(|slot| cx.optional_input(slot)) {
+        own.push(OwnStep {
+            op: Op::Add {},
+            operand: Some(addend.clone()),
+        });
+    }
+    if let Some(activation) = &parts.activation {
+        own.push(OwnStep {
+            op: activation.clone(),
+            operand: None,
+        });
+    }
+    Ok((parts, own))
+}
+
+impl Lowerer<'_> {
+    /// The epilogue of a fused op (`fused_conv`, `fused_matmul`): its `own` steps, then, with
+    /// `take_chain`, the elementwise chain of the graph that consumes its output (as
+    /// [`Lowerer::take_epilogue`], which commits that chain). `None` when there is nothing to apply.
+    /// An operand that does not broadcast into the output or cannot be indexed in `view` is an error.
+    pub fn fused_epilogue(
+        &mut self,
+        cx: &NodeCx,
+        port: usize,
+        view: &[usize],
+        own: &[OwnStep],
+        take_chain: bool,
+    ) -> Result<Option<Epilogue>, String> {
+        let output = cx.outputs.get(port).ok_or("no such output")?;
+        let (full, dtype) = (output.shape.clone(), output.dtype);
+        let mut steps = Vec::with_capacity(own.len());
+        for step in own {
+            let mut operands = vec![None];
+            let mut dtypes = vec![dtype];
+            if let Some(operand) = &step.operand {
+                let strides = broadcasts_into(&operand.shape, &full)
+                    .then(|| broadcast_strides(&operand.shape, &full))
+                    .and_then(|strides| view_strides(&full, &strides, view))
+                    .ok_or_else(|| {
+                        format!(
+                            "`{}` {:?} cannot be read in the output's view {view:?}",
+                            operand.name, operand.shape
+                        )
+                    })?;
+                operands.push(Some((operand.clone(), strides)));
+                dtypes.push(operand.dtype);
+            }
+            steps.push(Step {
+                f: scalar_fn(&step.op, &dtypes)?,
+                slot: 0,
+                dtype,
+                operands,
+            });
+        }
+        let chain = if take_chain {
+            self.take_epilogue(cx, port, view)
+        } else {
+            None
+        };
+        Ok(match chain {
+            Some(mut chain) => {
+                steps.append(&mut chain.steps);
+                chain.steps = steps;
+                Some(chain)
+            }
+            None if steps.is_empty() => None,
+            None => Some(Epilogue {
+                steps,
+                view: view.to_vec(),
+                output: output.clone(),
+                origins: Vec::new(),
+                stems: Vec::new(),
+            }),
         })
     }
 }

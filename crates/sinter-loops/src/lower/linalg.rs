@@ -1,4 +1,5 @@
-//! matmul and gemm, both as one parametrised matrix product ([`Product`]):
+//! matmul, fused_matmul and gemm, all as one parametrised matrix product ([`Product`]; fused_matmul's
+//! bias is the product's `c`, its activation the first epilogue step):
 //! `for batch.. { for m { for n { acc = 0; for k { acc = fma(a[m,k], b[k,n], acc) } store } } }`.
 //!
 //! `n` sits outside `k` so the scheduler can vectorise `n` (b and the output are contiguous in it).
@@ -7,7 +8,7 @@
 //! in f64; the difference is within the fixture tolerances for the sizes in use); integer products
 //! wrap, exactly as sinter-ref's.
 
-use super::fuse::var_coords;
+use super::fuse::{own_steps, var_coords, OwnStep};
 use super::tiles::{
     emit_pack, emit_tiles, kernel_parts, pack_panels, BLayout, TileEpilogueFn, TileNest,
 };
@@ -39,6 +40,8 @@ pub(crate) struct Product<'a> {
     pub alpha: f64,
     /// `beta` and `c` with its strides over (batch.., m, n).
     pub bias: Option<(f64, &'a Operand, Vec<i64>)>,
+    /// A fused op's own epilogue steps (its activation), applied after the bias.
+    pub own: &'a [OwnStep],
 }
 
 pub(crate) fn lower_product(lw: &mut Lowerer, cx: &NodeCx, p: &Product) -> Result<(), String> {
@@ -56,6 +59,9 @@ pub(crate) fn lower_product(lw: &mut Lowerer, cx: &NodeCx, p: &Product) -> Resul
     if !float && (p.alpha != 1.0 || p.bias.as_ref().is_some_and(|(beta, _, _)| *beta != 1.0)) {
         return Err("integer gemm with alpha or beta other than 1".into());
     }
+    let mut view = p.batch.clone();
+    view.extend([p.m, p.n]);
+    let epilogue = lw.fused_epilogue(cx, 0, &view, p.own, false)?;
     let mut kd = lw.kernel(&cx.stem, &[&cx.node]);
     let a = kd.input(p.a);
     let b = kd.input(p.b);
@@ -63,7 +69,7 @@ pub(crate) fn lower_product(lw: &mut Lowerer, cx: &NodeCx, p: &Product) -> Resul
         .bias
         .as_ref()
         .map(|(beta, c, strides)| (*beta, kd.input(c), strides));
-    let y = kd.output(p.out);
+    let y = kd.sink(p.out, epilogue);
     let mut extents = p.batch.clone();
     extents.extend([p.m, p.n]);
     kd.kb.loops(&extents, |kb, vars| {
@@ -98,7 +104,7 @@ pub(crate) fn lower_product(lw: &mut Lowerer, cx: &NodeCx, p: &Product) -> Resul
         }
         let out_idx = Index::strided(batch_vars, &p.out_batch, 0)
             .plus(Index::affine([(mv, p.out_m), (nv, p.out_n)], 0));
-        kb.store(y, out_idx, result);
+        y.store(kb, out_idx, result, &var_coords(vars));
     });
     lw.emit(kd);
     Ok(())
@@ -143,7 +149,7 @@ fn lower_product_tiled(lw: &mut Lowerer, cx: &NodeCx, p: &Product) -> Result<(),
     // An elementwise chain on the product (bias, activation, residual) joins the tiles' epilogue.
     let mut view = p.batch.clone();
     view.extend([m, n]);
-    let chain = lw.take_epilogue(cx, 0, &view);
+    let chain = lw.fused_epilogue(cx, 0, &view, p.own, true)?;
     for (stem, columns) in kernel_parts(&cx.stem, p.batch.iter().product(), n) {
         let mut kd = lw.kernel(&stem, &[&cx.node]);
         let a = kd.input(p.a);
@@ -205,7 +211,7 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
     let (a, b) = (cx.input(0)?, cx.input(1)?);
     let out = cx.output(0);
     match *cx.op {
-        Op::MatMul {} => {
+        Op::MatMul {} | Op::FusedMatMul { .. } => {
             if a.rank() == 0 || b.rank() == 0 {
                 return Err("matmul of a scalar".into());
             }
@@ -241,6 +247,34 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
             let b_strides = row_major_strides(b_mat);
             let a_batch_strides = scaled(broadcast_strides(a_batch, &batch), m * k);
             let b_batch_strides = scaled(broadcast_strides(b_batch, &batch), k * n);
+            // fused_matmul: the bias (read with the product's broadcast over the output's shape,
+            // then over `out_full`, where 1-d promotions are size-1 dims) and the activation.
+            let (own, bias) = if cx.op.is_fused() {
+                let (parts, mut own) = own_steps(cx)?;
+                let bias = match parts.addend_slot.and_then(|slot| cx.optional_input(slot)) {
+                    Some(bias) => {
+                        own.remove(0);
+                        let strides = broadcast_strides(&bias.shape, &out.shape);
+                        let mut full = strides[..n_batch].to_vec();
+                        let mut rest = strides[n_batch..].iter().copied();
+                        full.push(if a.rank() == 1 {
+                            0
+                        } else {
+                            rest.next().unwrap_or(0)
+                        });
+                        full.push(if b.rank() == 1 {
+                            0
+                        } else {
+                            rest.next().unwrap_or(0)
+                        });
+                        Some((1.0, bias, full))
+                    }
+                    None => None,
+                };
+                (own, bias)
+            } else {
+                (Vec::new(), None)
+            };
             lower_product(
                 lw,
                 cx,
@@ -262,7 +296,8 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
                     out_m: out_strides[n_batch],
                     out_n: out_strides[n_batch + 1],
                     alpha: 1.0,
-                    bias: None,
+                    bias,
+                    own: &own,
                 },
             )
         }
@@ -317,6 +352,7 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
                     out_n: 1,
                     alpha: f64::from(alpha),
                     bias,
+                    own: &[],
                 },
             )
         }

@@ -3,7 +3,8 @@
 //!
 //! The semantic reference for every op is `sinter-ref` (one module per family); this module mirrors
 //! its layout: `elementwise` (unary, binary, `where`, one shared broadcasting map), `linalg` (matmul,
-//! gemm), `conv` (conv, conv_transpose), `pool` (windowed and global pools), `reduce` (the `reduce_*`
+//! gemm, fused_matmul), `conv` (conv, conv_transpose, fused_conv), `conv_pool` (the convolution
+//! computed in bands and pooled at once), `pool` (windowed and global pools), `reduce` (the `reduce_*`
 //! family and arg_max/arg_min, one parametrised reduction), `normalize` (softmax, the norms, lrn),
 //! `movement` (transpose, concat, slice, gather, pad, ...), `resize`, `recurrent` (rnn, lstm, gru), `attention`.
 //!
@@ -27,9 +28,13 @@
 //!   and appear in the kernel's origins and name (`conv1_relu`). Elementwise ops, pools,
 //!   reductions, normalizations and the tile epilogues of matmul, gemm and conv opt in; a producer
 //!   that does not ask leaves its consumers to their own kernels.
+//! - **Fused ops lower as their parts.** `fused_conv` and `fused_matmul` are conv and matmul whose
+//!   residual/bias add and activation (from `Op::fused_parts`) are the first steps of the same
+//!   epilogue (`Lowerer::fused_epilogue`), before any chain the graph adds.
 
 mod attention;
 mod conv;
+mod conv_pool;
 mod elementwise;
 mod fuse;
 mod linalg;
@@ -620,8 +625,10 @@ fn lower_node(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
         return elementwise::lower(lw, cx);
     }
     match op {
-        MatMul {} | Gemm { .. } => linalg::lower(lw, cx),
-        Conv { .. } | ConvTranspose { .. } => conv::lower(lw, cx),
+        MatMul {} | Gemm { .. } | FusedMatMul { .. } => linalg::lower(lw, cx),
+        Conv { .. } | ConvTranspose { .. } | FusedConv { .. } | ConvPool { .. } => {
+            conv::lower(lw, cx)
+        }
         MaxPool { .. } | AveragePool { .. } | GlobalAveragePool {} | GlobalMaxPool {} => {
             pool::lower(lw, cx)
         }

@@ -13,7 +13,7 @@
 
 use super::conv::{pad_spatial_into_scratch, per_axis_or_ones, resolve_pads, PaddedCopy};
 use super::fuse::var_coords;
-use super::{cst, Lowerer, NodeCx};
+use super::{cst, Lowerer, NodeCx, Operand};
 use crate::builder::row_major_strides;
 use crate::ir::*;
 use sinter_ir::geometry::dilated_extent;
@@ -109,6 +109,73 @@ fn taps_within(start: i64, dilation: i64, kernel: i64, lo: i64, limit: i64) -> i
     (before(limit) - before(lo)).max(0)
 }
 
+/// One step of a float max pool, `f64::max` folding as sinter-ref does: a NaN accumulator is
+/// replaced, a NaN input skipped (so the result is NaN only when the whole window is).
+pub(crate) fn float_max_step(acc: Expr, v: Expr) -> Expr {
+    Expr::select(
+        Expr::binary(
+            BinaryOp::Or,
+            Expr::cmp(CmpOp::Ne, acc.clone(), acc.clone()),
+            Expr::cmp(CmpOp::Gt, v.clone(), acc.clone()),
+        ),
+        v,
+        acc,
+    )
+}
+
+/// A pool's window over its input, resolved per spatial axis.
+pub(crate) struct PoolWindow<'a> {
+    pub in_sp: &'a [usize],
+    pub out_sp: &'a [usize],
+    pub kernel: &'a [usize],
+    pub stride: &'a [usize],
+    pub dilation: &'a [usize],
+    pub begin: &'a [usize],
+    pub end: &'a [usize],
+}
+
+/// The divisor of an average pool per output position (a weight of the output's spatial shape,
+/// named after the output `name`): the product over axes of the counted taps, computed with
+/// sinter-ref's tap geometry (positions in the input, or with `count_include_pad` inside the
+/// explicit pads but never the `ceil_mode` overhang).
+pub(crate) fn average_divisor(
+    lw: &mut Lowerer,
+    name: &str,
+    dtype: DType,
+    window: &PoolWindow,
+    count_include_pad: bool,
+) -> Result<Operand, String> {
+    let PoolWindow {
+        in_sp,
+        out_sp,
+        kernel,
+        stride,
+        dilation,
+        begin,
+        end,
+    } = *window;
+    let n_out: usize = out_sp.iter().product();
+    let mut counts = Vec::with_capacity(n_out);
+    let out_strides = row_major_strides(out_sp);
+    for flat in 0..n_out {
+        let mut count = 1.0f64;
+        for a in 0..out_sp.len() {
+            let o = (flat as i64 / out_strides[a]) % out_sp[a] as i64;
+            let start = o * stride[a] as i64 - begin[a] as i64;
+            let (lo, hi) = if count_include_pad {
+                (-(begin[a] as i64), (in_sp[a] + end[a]) as i64)
+            } else {
+                (0, in_sp[a] as i64)
+            };
+            count *= taps_within(start, dilation[a] as i64, kernel[a] as i64, lo, hi) as f64;
+        }
+        counts.push(count);
+    }
+    let data = TensorData::from_f64s(dtype, counts.into_iter());
+    let tensor = Tensor::new(out_sp.to_vec(), data).map_err(|e| e.to_string())?;
+    Ok(lw.weight(format!("{name}.divisor"), tensor))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn lower_pool(
     lw: &mut Lowerer,
@@ -160,28 +227,22 @@ fn lower_pool(
     let divisor = match kind {
         PoolKind::Max => None,
         PoolKind::Average { count_include_pad } => {
-            // Per output position, the product over axes of the counted taps.
-            let n_out: usize = out_sp.iter().product();
-            let mut counts = Vec::with_capacity(n_out);
-            let out_strides = row_major_strides(out_sp);
-            for flat in 0..n_out {
-                let mut count = 1.0f64;
-                for a in 0..n_sp {
-                    let o = (flat as i64 / out_strides[a]) % out_sp[a] as i64;
-                    let start = o * stride[a] as i64 - begin[a] as i64;
-                    let (lo, hi) = if count_include_pad {
-                        (-(begin[a] as i64), (in_sp[a] + end[a]) as i64)
-                    } else {
-                        (0, in_sp[a] as i64)
-                    };
-                    count *=
-                        taps_within(start, dilation[a] as i64, kernel[a] as i64, lo, hi) as f64;
-                }
-                counts.push(count);
-            }
-            let data = TensorData::from_f64s(dtype, counts.into_iter());
-            let tensor = Tensor::new(out_sp.to_vec(), data).map_err(|e| e.to_string())?;
-            Some(lw.weight(format!("{}.divisor", out.name), tensor))
+            let window = PoolWindow {
+                in_sp,
+                out_sp,
+                kernel: &kernel,
+                stride: &stride,
+                dilation: &dilation,
+                begin: &begin,
+                end: &end,
+            };
+            Some(average_divisor(
+                lw,
+                &out.name,
+                dtype,
+                &window,
+                count_include_pad,
+            )?)
         }
     };
 
@@ -233,16 +294,7 @@ fn lower_pool(
             let v = Expr::load(src, Index::affine(terms, 0));
             let a = Expr::Local(acc);
             let next = match kind {
-                // `f64::max` folding: replace a NaN accumulator, skip NaN inputs.
-                PoolKind::Max if float => Expr::select(
-                    Expr::binary(
-                        BinaryOp::Or,
-                        Expr::cmp(CmpOp::Ne, a.clone(), a.clone()),
-                        Expr::cmp(CmpOp::Gt, v.clone(), a.clone()),
-                    ),
-                    v,
-                    a,
-                ),
+                PoolKind::Max if float => float_max_step(a, v),
                 PoolKind::Max => Expr::max(a, v),
                 PoolKind::Average { .. } => Expr::add(a, v),
             };
