@@ -58,7 +58,7 @@ fn flops(op: &Op, inputs: &[Option<&TensorType>], outputs: &[TensorType]) -> f64
     let out = outputs.first().map(elements).unwrap_or(0.0);
     let input = |idx: usize| inputs.get(idx).copied().flatten();
     match op {
-        Op::MatMul {} => {
+        Op::MatMul {} | Op::FusedMatMul { .. } => {
             let k = input(0).and_then(|a| dims(a).last().copied()).unwrap_or(1) as f64;
             2.0 * out * k
         }
@@ -67,8 +67,31 @@ fn flops(op: &Op, inputs: &[Option<&TensorType>], outputs: &[TensorType]) -> f64
             let k = if *trans_a { a.first() } else { a.last() };
             2.0 * out * k.copied().unwrap_or(1) as f64
         }
-        Op::Conv { .. } | Op::ConvTranspose { .. } => {
+        Op::Conv { .. } | Op::FusedConv { .. } | Op::ConvTranspose { .. } => {
             2.0 * out * input(1).map(conv_macs_per_output).unwrap_or(1.0)
+        }
+        Op::ConvPool {
+            pool_kernel_shape,
+            pool_strides,
+            ..
+        } => {
+            // The lowering computes a band of conv rows per group of pooled rows and pools it: rows
+            // shared by two bands are computed twice, so the cost grows with the window's overlap
+            // along the pooled rows (the first spatial axis). Within a band nothing is recomputed.
+            let kernel = pool_kernel_shape.first().copied().unwrap_or(1).max(1) as f64;
+            let stride = pool_strides.first().copied().unwrap_or(1).max(1) as f64;
+            let row_overlap = (kernel / stride).max(1.0);
+            let window: f64 = pool_kernel_shape.iter().map(|&k| k.max(1) as f64).product();
+            let strides: f64 = pool_kernel_shape
+                .iter()
+                .enumerate()
+                .map(|(idx, _)| pool_strides.get(idx).copied().unwrap_or(1).max(1) as f64)
+                .product();
+            // Conv outputs per pooled output: the window, shrunk by the strides where windows
+            // overlap (each conv output then feeds several pooled outputs).
+            let conv_outputs = out * window.min(strides) * row_overlap;
+            let macs = input(1).map(conv_macs_per_output).unwrap_or(1.0);
+            2.0 * conv_outputs * macs + out * window
         }
         Op::Attention { .. } => {
             // Two products of Sq x Skv x D per head, plus the softmax.

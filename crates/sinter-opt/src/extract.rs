@@ -8,11 +8,16 @@
 //! two steps instead:
 //! 1. **tree costs** bottom-up to a fixed point, which gives every class a cheapest node whose
 //!    children are all extractable (and so no cycles);
-//! 2. **local improvement under the true DAG cost**: for every reachable class with alternatives,
-//!    try each alternative node, recompute the DAG cost of the whole selection (a walk from the
-//!    roots, each class once, rejecting cycles), and keep the change when it is cheaper. Passes
-//!    repeat until nothing improves. This finds the conv-shared-by-pool-and-relu optimum, which the
-//!    first step alone misses (see the tests).
+//! 2. **local improvement under the true DAG cost**, evaluating every candidate by the DAG cost of the
+//!    whole selection (a walk from the roots, each class once, rejecting cycles) and keeping it when
+//!    it is cheaper:
+//!    - single switches: one class to another of its nodes;
+//!    - sharing moves: every reachable class that has a node reading some class `c` switches to it
+//!      at once. A conv read by a max pool and a relu extracts first as `conv_pool` + `fused_conv`
+//!      (the conv twice); moving either reader alone to the shared conv costs more, both together
+//!      less, and only this move finds it (`tests/opt/conv/shared_heavy_conv_*`).
+//!
+//!    Passes repeat until nothing improves.
 //!
 //! The order of classes and nodes is deterministic (by class id, then node order), so the same
 //! e-graph always extracts the same graph.
@@ -168,34 +173,88 @@ pub fn extract(egraph: &Egraph, roots: &[Id]) -> Result<Extraction, OptError> {
     let mut selection: Vec<usize> = best.iter().map(|b| b.map_or(0, |(_, n)| n)).collect();
     let (mut cost, _) = dag_cost(&costs, &selection, &root_idx)
         .ok_or_else(|| OptError::Malformed("the tree-cost selection has a cycle".to_string()))?;
+    let extractable = |class_idx: usize, node_idx: usize| {
+        costs.nodes[class_idx][node_idx]
+            .0
+            .children()
+            .iter()
+            .all(|c| best[costs.index[c]].is_some())
+    };
+    let better = |new: f64, old: f64| new < old - 1e-9 * old.abs().max(1.0);
     for _ in 0..MAX_PASSES {
         let mut improved = false;
+        // Single switches: one class to another of its nodes.
         let (_, reachable) = dag_cost(&costs, &selection, &root_idx).expect("acyclic");
-        for class_idx in reachable {
-            let n_nodes = costs.nodes[class_idx].len();
-            if n_nodes < 2 {
-                continue;
-            }
-            for node_idx in 0..n_nodes {
-                if node_idx == selection[class_idx] {
-                    continue;
-                }
-                let extractable = costs.nodes[class_idx][node_idx]
-                    .0
-                    .children()
-                    .iter()
-                    .all(|c| best[costs.index[c]].is_some());
-                if !extractable {
+        for &class_idx in &reachable {
+            for node_idx in 0..costs.nodes[class_idx].len() {
+                if node_idx == selection[class_idx] || !extractable(class_idx, node_idx) {
                     continue;
                 }
                 let previous = selection[class_idx];
                 selection[class_idx] = node_idx;
                 match dag_cost(&costs, &selection, &root_idx) {
-                    Some((c, _)) if c < cost - 1e-9 * cost.abs().max(1.0) => {
+                    Some((c, _)) if better(c, cost) => {
                         cost = c;
                         improved = true;
                     }
                     _ => selection[class_idx] = previous,
+                }
+            }
+        }
+        // Sharing moves: every reachable class that could read class `shared` (and does not yet)
+        // switches to its cheapest node reading it, at once. Two fused ops that each recompute a
+        // conv are a local optimum for single switches (moving either alone to the shared conv pays
+        // for the conv without freeing the other), which this move escapes.
+        let (_, reachable) = dag_cost(&costs, &selection, &root_idx).expect("acyclic");
+        let mut readers: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
+        for &class_idx in &reachable {
+            let current = &costs.nodes[class_idx][selection[class_idx]].0;
+            let mut cheapest: HashMap<usize, (f64, usize)> = HashMap::new();
+            for (node_idx, (node, own)) in costs.nodes[class_idx].iter().enumerate() {
+                if node_idx == selection[class_idx] || !extractable(class_idx, node_idx) {
+                    continue;
+                }
+                for child in node.children() {
+                    let child_idx = costs.index[child];
+                    if current.children().contains(child) {
+                        continue;
+                    }
+                    let entry = cheapest.entry(child_idx).or_insert((*own, node_idx));
+                    if *own < entry.0 {
+                        *entry = (*own, node_idx);
+                    }
+                }
+            }
+            for (child_idx, (_, node_idx)) in cheapest {
+                readers
+                    .entry(child_idx)
+                    .or_default()
+                    .push((class_idx, node_idx));
+            }
+        }
+        let mut shared_classes: Vec<usize> = readers
+            .iter()
+            .filter(|(_, users)| users.len() >= 2)
+            .map(|(shared, _)| *shared)
+            .collect();
+        shared_classes.sort_unstable();
+        for shared in shared_classes {
+            let previous: Vec<(usize, usize)> = readers[&shared]
+                .iter()
+                .map(|&(class_idx, _)| (class_idx, selection[class_idx]))
+                .collect();
+            for &(class_idx, node_idx) in &readers[&shared] {
+                selection[class_idx] = node_idx;
+            }
+            match dag_cost(&costs, &selection, &root_idx) {
+                Some((c, _)) if better(c, cost) => {
+                    cost = c;
+                    improved = true;
+                }
+                _ => {
+                    for (class_idx, node_idx) in previous {
+                        selection[class_idx] = node_idx;
+                    }
                 }
             }
         }

@@ -1,4 +1,5 @@
-//! Activations written out as arithmetic are recognised as the op: GELU in its erf and tanh forms.
+//! Activations written out as arithmetic are recognised as the op: GELU in its erf and tanh forms,
+//! and SiLU (`x * sigmoid(x)`, Llama's MLP gate).
 //!
 //! Exporters write `gelu(x) = 0.5 * x * (1 + erf(x / √2))` with the three factors multiplied in any
 //! order, and the tanh approximation `0.5 * x * (1 + tanh(√(2/π) * (x + 0.044715 * x³)))` with the
@@ -45,6 +46,15 @@ fn cube(m: &mut Match) -> Option<Id> {
     Some(m.op_all(Op::Pow {}, &[x, three]))
 }
 
+fn silu(m: &mut Match) -> Option<Id> {
+    let x = m.var("?x");
+    m.facts(x)
+        .ty()?
+        .dtype
+        .is_float()
+        .then(|| m.op_all(Op::Silu {}, &[x]))
+}
+
 /// The gate `1 + erf(x / √2)` or `1 + tanh(√(2/π) (x + 0.044715 x³))`, as a pattern over `?x`.
 const ERF_GATE: &str = "(add (erf (mul ?x ?k)) ?one)";
 const TANH_GATE: &str = "(add (tanh (mul (add ?x (mul (pow ?x ?three) ?k3)) ?k)) ?one)";
@@ -83,6 +93,8 @@ pub fn rules() -> Vec<Rewrite<ENode, GraphAnalysis>> {
         rule("div-by-constant", "(div ?x ?c)", div_to_mul),
         rule("cube-left", "(mul ?x (mul ?x ?x))", cube),
         rule("cube-right", "(mul (mul ?x ?x) ?x)", cube),
+        rule("silu-left", "(mul ?x (sigmoid ?x))", silu),
+        rule("silu-right", "(mul (sigmoid ?x) ?x)", silu),
     ];
     for (form, gate, approximate) in [
         ("erf", ERF_GATE, GeluApprox::None),

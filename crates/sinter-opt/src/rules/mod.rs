@@ -5,7 +5,8 @@
 //!   and reshape chains);
 //! - recognise: [`activations`] (GELU erf/tanh), [`normalization`] (softmax, layer norm, RMS norm),
 //!   [`attention`] (the scaled dot-product chain, its masks and head split/merge);
-//! - fuse: [`batchnorm`] (folding into conv and gemm).
+//! - fuse: [`batchnorm`] (folding into conv and gemm), [`conv`] (bias, residual and activation into
+//!   `fused_conv`, pools into `conv_pool`), [`matmul`] (bias and activation into `fused_matmul`).
 //!
 //! A phase runs its own rules together with every earlier phase's, so a rewrite that exposes a new
 //! canonicalisation (a transpose composed into a recognised attention) still gets it.
@@ -18,8 +19,10 @@
 pub mod activations;
 pub mod attention;
 pub mod batchnorm;
+pub mod conv;
 pub mod identities;
 pub mod layout;
+pub mod matmul;
 pub mod normalization;
 
 use crate::analysis::{Egraph, Facts, GraphAnalysis};
@@ -63,7 +66,10 @@ impl Phase {
             .into_iter()
             .flatten()
             .collect(),
-            Phase::Fuse => batchnorm::rules(),
+            Phase::Fuse => [batchnorm::rules(), conv::rules(), matmul::rules()]
+                .into_iter()
+                .flatten()
+                .collect(),
         }
     }
 
@@ -115,8 +121,13 @@ impl Match<'_> {
 
     /// The op (with attributes) an attributes variable is bound to.
     pub fn attrs(&self, name: &str) -> Option<Op> {
-        let id = self.facts(self.var(name)).attrs?;
-        Some(self.egraph.analysis.ops[id.0 as usize].clone())
+        self.attrs_of(self.var(name))
+    }
+
+    /// The op (with attributes) of the attributes leaf class `id`.
+    pub fn attrs_of(&self, id: Id) -> Option<Op> {
+        let attrs = self.facts(id).attrs?;
+        Some(self.egraph.analysis.ops[attrs.0 as usize].clone())
     }
 
     /// The scalar every element of the class bound to `name` equals, if it is a known constant.

@@ -1,0 +1,106 @@
+//! Matrix-product epilogues: a constant bias add and an activation after `matmul` or `gemm` become
+//! one `fused_matmul`, which the lowering runs in the GEMM tile's epilogue.
+//!
+//! - `matmul(a, b) + bias` with a constant `bias` whose broadcast does not enlarge the product is
+//!   `fused_matmul(a, b, bias)` (the transformer's `x @ W + b`);
+//! - `act(matmul(a, b))` and `act(fused_matmul(..))` of an identity-activated one is
+//!   `fused_matmul(.., activation = act)`;
+//! - `act(gemm(a, b, c))` with `alpha = beta = 1` and no transposed `a` is
+//!   `fused_matmul(a, b', c, act)`, where `b'` is `b` or, for `trans_b`, `transpose(b)`: a weight-only
+//!   node when `b` is a constant, so it is folded once after extraction.
+
+use super::conv::{activation_pattern, fused_activation, matched_activation, present, ACTIVATIONS};
+use super::{rule, Match};
+use crate::analysis::GraphAnalysis;
+use crate::lang::ENode;
+use egg::{Id, Rewrite};
+use sinter_ir::{FusedActivation, Op};
+
+fn bias(m: &mut Match) -> Option<Id> {
+    let (a, b, bias) = (m.var("?a"), m.var("?b"), m.var("?bias"));
+    if !m.facts(bias).is_const {
+        return None;
+    }
+    let op = Op::FusedMatMul {
+        activation: FusedActivation::Identity,
+        activation_params: vec![],
+    };
+    Some(m.op_all(op, &[a, b, bias]))
+}
+
+fn matmul_activation(
+    name: &'static str,
+    has_attrs: bool,
+) -> impl Fn(&mut Match) -> Option<Id> + Send + Sync {
+    move |m: &mut Match| {
+        let (activation, activation_params) = matched_activation(m, name, has_attrs)?;
+        if let Some(fa) = m.var_opt("?fa") {
+            let op = m.attrs_of(fa)?;
+            if fused_activation(&op)?.0 != FusedActivation::Identity {
+                return None;
+            }
+        }
+        let (a, b) = (m.var("?a"), m.var("?b"));
+        let bias = m.var_opt("?bias").and_then(|id| present(m, id));
+        let op = Op::FusedMatMul {
+            activation,
+            activation_params,
+        };
+        Some(m.op(op, &[Some(a), Some(b), bias]))
+    }
+}
+
+fn gemm_activation(
+    name: &'static str,
+    has_attrs: bool,
+) -> impl Fn(&mut Match) -> Option<Id> + Send + Sync {
+    move |m: &mut Match| {
+        let (activation, activation_params) = matched_activation(m, name, has_attrs)?;
+        let Op::Gemm {
+            alpha: 1.0,
+            beta: 1.0,
+            trans_a: false,
+            trans_b,
+        } = m.attrs("?ga")?
+        else {
+            return None;
+        };
+        let (a, b) = (m.var("?a"), m.var("?b"));
+        if !m.facts(b).is_const {
+            return None;
+        }
+        let b = if trans_b {
+            m.op_all(Op::Transpose { perm: vec![1, 0] }, &[b])
+        } else {
+            b
+        };
+        let c = present(m, m.var("?c"));
+        let op = Op::FusedMatMul {
+            activation,
+            activation_params,
+        };
+        Some(m.op(op, &[Some(a), Some(b), c]))
+    }
+}
+
+pub fn rules() -> Vec<Rewrite<ENode, GraphAnalysis>> {
+    let mut rules = vec![rule("matmul-bias", "(add (matmul ?a ?b) ?bias)", bias)];
+    for &(name, has_attrs) in ACTIVATIONS {
+        rules.push(rule(
+            &format!("matmul-{name}"),
+            &activation_pattern(name, has_attrs, "(matmul ?a ?b)"),
+            matmul_activation(name, has_attrs),
+        ));
+        rules.push(rule(
+            &format!("fused-matmul-{name}"),
+            &activation_pattern(name, has_attrs, "(fused_matmul ?a ?b ?bias ?fa)"),
+            matmul_activation(name, has_attrs),
+        ));
+        rules.push(rule(
+            &format!("gemm-{name}"),
+            &activation_pattern(name, has_attrs, "(gemm ?a ?b ?c ?ga)"),
+            gemm_activation(name, has_attrs),
+        ));
+    }
+    rules
+}
