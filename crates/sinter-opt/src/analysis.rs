@@ -23,6 +23,10 @@ pub type Egraph = EGraph<ENode, GraphAnalysis>;
 /// them (a causal mask of a 1024-token model is 1M elements). Larger ones are folded after extraction.
 pub const MAX_EVALUATED_ELEMENTS: usize = 1 << 20;
 
+/// Weight-only values are evaluated while their classes are made only when every input has at most
+/// this many elements.
+pub const MAX_EAGER_INPUT_ELEMENTS: usize = 4096;
+
 /// Weights of at most this many elements are interned by content.
 const MAX_INTERNED_WEIGHT: usize = 4096;
 
@@ -193,8 +197,18 @@ fn op_facts(egraph: &mut Egraph, enode: &ENode) -> Facts {
             .shape
             .num_elements()
             .is_some_and(|n| n <= MAX_EVALUATED_ELEMENTS);
-    // Only a small weight-only value is evaluated; nothing else touches tensor data.
-    let value = if is_const && small {
+    // Evaluated eagerly only from small inputs (scalars, per-channel vectors, shape-sized values): a
+    // causal mask built from scalars is, a folded conv weight is not (no rule reads its data; the
+    // folding pass evaluates it once, after extraction). Rules that need the data of a large
+    // weight-only value ask `const_value`.
+    let small_inputs = inputs.iter().all(|&child| {
+        egraph[child].data.ty().is_none_or(|t| {
+            t.shape
+                .num_elements()
+                .is_some_and(|n| n <= MAX_EAGER_INPUT_ELEMENTS)
+        })
+    });
+    let value = if is_const && small && small_inputs {
         let args: Option<Vec<Option<&Tensor>>> = inputs[..input_types.len()]
             .iter()
             .zip(&input_types)
@@ -304,4 +318,70 @@ impl Analysis<ENode> for GraphAnalysis {
             || (a.scalar.is_some() && b.scalar.is_none());
         DidMerge(changed_a, changed_b)
     }
+}
+
+/// The value of weight-only class `id`, evaluating it (and, recursively, its weight-only operands) on
+/// demand when saturation did not, and remembering it in the class's facts. `None` when the class is
+/// not weight-only, is larger than [`MAX_EVALUATED_ELEMENTS`], or cannot be evaluated.
+pub fn const_value(egraph: &mut Egraph, id: Id) -> Option<Arc<Tensor>> {
+    const MAX_DEPTH: usize = 64;
+    fn go(egraph: &mut Egraph, id: Id, depth: usize) -> Option<Arc<Tensor>> {
+        let id = egraph.find(id);
+        let facts = &egraph[id].data;
+        if let Some(value) = &facts.value {
+            return Some(Arc::clone(value));
+        }
+        let small = facts
+            .ty()
+            .and_then(|t| t.shape.num_elements())
+            .is_some_and(|n| n <= MAX_EVALUATED_ELEMENTS);
+        if !facts.is_const || !small || depth == 0 {
+            return None;
+        }
+        let nodes: Vec<ENode> = egraph[id]
+            .nodes
+            .iter()
+            .filter(|n| matches!(n, ENode::Op { .. }))
+            .cloned()
+            .collect();
+        for node in nodes {
+            let Some(op) = egraph.analysis.op_of(egraph, &node) else {
+                continue;
+            };
+            let mut args: Vec<Option<Arc<Tensor>>> = Vec::new();
+            let mut ok = true;
+            for &child in node.op_inputs() {
+                if egraph[child].data.ty().is_none() {
+                    args.push(None);
+                    continue;
+                }
+                match go(egraph, child, depth - 1) {
+                    Some(v) => args.push(Some(v)),
+                    None => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if !ok {
+                continue;
+            }
+            while args.len() > 1 && args.last().is_some_and(Option::is_none) {
+                args.pop();
+            }
+            let refs: Vec<Option<&Tensor>> = args.iter().map(|a| a.as_deref()).collect();
+            if let Some(value) = sinter_ref::eval_op(&op, &refs)
+                .ok()
+                .and_then(|mut out| out.pop())
+            {
+                let value = Arc::new(value);
+                let facts = &mut egraph[id].data;
+                facts.scalar = splat_value(&value);
+                facts.value = Some(Arc::clone(&value));
+                return Some(value);
+            }
+        }
+        None
+    }
+    go(egraph, id, MAX_DEPTH)
 }

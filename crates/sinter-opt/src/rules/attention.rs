@@ -242,8 +242,11 @@ fn causal(m: &mut Match) -> Option<Id> {
     let seq_axis = if q_ty.rank() == 4 { 2 } else { 1 };
     let sq = q_ty.shape.dims().get(seq_axis)?.as_static()?;
     let sk = k_ty.shape.dims().get(seq_axis)?.as_static()?;
-    let value = m.facts(mask).value.as_deref()?;
-    if !m.facts(mask).is_const || !value.dtype().is_float() || !is_causal_mask(value, sq, sk) {
+    if !m.facts(mask).is_const {
+        return None;
+    }
+    let value = crate::analysis::const_value(m.egraph, mask)?;
+    if !value.dtype().is_float() || !is_causal_mask(&value, sq, sk) {
         return None;
     }
     let op = Op::Attention {
