@@ -29,7 +29,7 @@
 //! converts with Rust's saturating `as` (NaN becomes 0), where numpy's result is platform-defined.
 
 use crate::index::{
-    broadcast_indices, broadcast_shapes, checked_numel, make_tensor, required_input, value_fits,
+    broadcast_shapes, checked_numel, make_tensor, required_input, value_fits, BroadcastRuns,
 };
 use crate::{op_err, OpError};
 use sinter_ir::{DType, Elem, GeluApprox, Op, Tensor, TensorData};
@@ -603,7 +603,51 @@ fn softplus<F: Float>(x: F) -> F {
 // ---------------------------------------------------------------------------------------------------
 // Binary ops
 
-/// Applies `f` to `a` and `b` broadcast together (numpy rules).
+/// Applies `f` to `a` and `b` broadcast together (numpy rules), in the output's row-major order.
+///
+/// [`BroadcastRuns`] splits the output into runs along which each operand advances by 1 or stays put
+/// (stride 0), so the loop needs no per-element index arithmetic; the three step patterns that occur
+/// get their own loops, which the compiler vectorizes for simple `f`.
+fn broadcast_map<A: Elem, B: Elem, O: Elem>(
+    a: &Tensor,
+    a_values: &[A],
+    b: &Tensor,
+    b_values: &[B],
+    mut f: impl FnMut(A, B) -> O,
+) -> Result<Tensor, OpError> {
+    let shape = broadcast_shapes(a.shape(), b.shape())?;
+    checked_numel(&shape)?;
+    let runs = BroadcastRuns::new([a.shape(), b.shape()], &shape);
+    let (n, [a_step, b_step]) = (runs.run_len(), runs.steps());
+    let mut values = Vec::with_capacity(runs.len());
+    runs.for_each_run(|[i, j]| {
+        match (a_step, b_step) {
+            (1, 1) => values.extend(
+                a_values[i..i + n]
+                    .iter()
+                    .zip(&b_values[j..j + n])
+                    .map(|(&p, &q)| f(p, q)),
+            ),
+            (1, 0) => {
+                let q = b_values[j];
+                values.extend(a_values[i..i + n].iter().map(|&p| f(p, q)));
+            }
+            (0, 1) => {
+                let p = a_values[i];
+                values.extend(b_values[j..j + n].iter().map(|&q| f(p, q)));
+            }
+            // Both broadcast: only in a one-element output. Written for any steps all the same.
+            _ => {
+                values.extend((0..n).map(|e| f(a_values[i + e * a_step], b_values[j + e * b_step])))
+            }
+        }
+    });
+    make_tensor(shape, O::wrap(values))
+}
+
+/// [`broadcast_map`] for an `f` that can fail: the error is that of the first failing element in
+/// row-major order. Elements after it are still computed (and discarded), which keeps one loop for
+/// both kinds of `f`; only a failing op pays for that.
 fn broadcast_zip<A: Elem, B: Elem, O: Elem>(
     a: &Tensor,
     a_values: &[A],
@@ -611,16 +655,19 @@ fn broadcast_zip<A: Elem, B: Elem, O: Elem>(
     b_values: &[B],
     mut f: impl FnMut(A, B) -> Result<O, OpError>,
 ) -> Result<Tensor, OpError> {
-    let shape = broadcast_shapes(a.shape(), b.shape())?;
-    checked_numel(&shape)?;
-    let a_idx = broadcast_indices(a.shape(), &shape);
-    let b_idx = broadcast_indices(b.shape(), &shape);
-    let values = a_idx
-        .iter()
-        .zip(&b_idx)
-        .map(|(&i, &j)| f(a_values[i], b_values[j]))
-        .collect::<Result<Vec<O>, OpError>>()?;
-    make_tensor(shape, O::wrap(values))
+    let mut first_error = None;
+    let tensor = broadcast_map(a, a_values, b, b_values, |p, q| match f(p, q) {
+        Ok(value) => value,
+        Err(e) => {
+            // Keep the first error; the placeholder value is discarded with the tensor.
+            first_error.get_or_insert(e);
+            O::default()
+        }
+    })?;
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(tensor),
+    }
 }
 
 fn mismatch<T>(a: &Tensor, b: &Tensor) -> Result<T, OpError> {
@@ -669,12 +716,8 @@ fn eval_binary(op: &Op, a: &Tensor, b: &Tensor) -> Result<Tensor, OpError> {
         _ => return op_err("is not a binary elementwise op"),
     };
     match (a.data(), b.data()) {
-        (TensorData::F32(x), TensorData::F32(y)) => {
-            broadcast_zip(a, x, b, y, |p, q| Ok(float_arith(arith, p, q)))
-        }
-        (TensorData::F64(x), TensorData::F64(y)) => {
-            broadcast_zip(a, x, b, y, |p, q| Ok(float_arith(arith, p, q)))
-        }
+        (TensorData::F32(x), TensorData::F32(y)) => float_binary(arith, a, x, b, y),
+        (TensorData::F64(x), TensorData::F64(y)) => float_binary(arith, a, x, b, y),
         (TensorData::I64(x), TensorData::I64(y)) => {
             broadcast_zip(a, x, b, y, |p, q| int_arith(arith, p, q))
         }
@@ -692,14 +735,21 @@ fn eval_binary(op: &Op, a: &Tensor, b: &Tensor) -> Result<Tensor, OpError> {
     }
 }
 
-fn float_arith<F: Float>(arith: Arith, a: F, b: F) -> F {
+/// Float arithmetic, matched on `arith` once rather than per element so that the loop vectorizes.
+fn float_binary<F: Float>(
+    arith: Arith,
+    a: &Tensor,
+    x: &[F],
+    b: &Tensor,
+    y: &[F],
+) -> Result<Tensor, OpError> {
     match arith {
-        Arith::Add => a + b,
-        Arith::Sub => a - b,
-        Arith::Mul => a * b,
-        Arith::Div => a / b,
-        Arith::Max => max_nan(a, b),
-        Arith::Min => min_nan(a, b),
+        Arith::Add => broadcast_map(a, x, b, y, |p, q| p + q),
+        Arith::Sub => broadcast_map(a, x, b, y, |p, q| p - q),
+        Arith::Mul => broadcast_map(a, x, b, y, |p, q| p * q),
+        Arith::Div => broadcast_map(a, x, b, y, |p, q| p / q),
+        Arith::Max => broadcast_map(a, x, b, y, max_nan),
+        Arith::Min => broadcast_map(a, x, b, y, min_nan),
     }
 }
 
@@ -733,19 +783,19 @@ fn eval_pow(a: &Tensor, b: &Tensor) -> Result<Tensor, OpError> {
         return dtype_error("a numeric exponent", DType::Bool);
     }
     match (a.data(), b.data()) {
-        (TensorData::F32(x), TensorData::F32(y)) => broadcast_zip(a, x, b, y, |p, q| Ok(p.powf(q))),
-        (TensorData::F64(x), TensorData::F64(y)) => broadcast_zip(a, x, b, y, |p, q| Ok(p.powf(q))),
+        (TensorData::F32(x), TensorData::F32(y)) => broadcast_map(a, x, b, y, |p, q| p.powf(q)),
+        (TensorData::F64(x), TensorData::F64(y)) => broadcast_map(a, x, b, y, |p, q| p.powf(q)),
         (TensorData::F32(x), TensorData::I8(_) | TensorData::U8(_)) => {
             let exponent = b.to_f64_vec();
-            broadcast_zip(a, x, b, &exponent, |p, q| Ok(p.powf(q as f32)))
+            broadcast_map(a, x, b, &exponent, |p, q| p.powf(q as f32))
         }
         (TensorData::F32(x), _) => {
             let exponent = b.to_f64_vec();
-            broadcast_zip(a, x, b, &exponent, |p, q| Ok(f64::from(p).powf(q) as f32))
+            broadcast_map(a, x, b, &exponent, |p, q| f64::from(p).powf(q) as f32)
         }
         (TensorData::F64(x), _) => {
             let exponent = b.to_f64_vec();
-            broadcast_zip(a, x, b, &exponent, |p, q| Ok(p.powf(q)))
+            broadcast_map(a, x, b, &exponent, |p, q| p.powf(q))
         }
         (TensorData::Bool(_), _) => dtype_error("a numeric base", DType::Bool),
         (data, exponent_data) => {
@@ -804,32 +854,30 @@ fn eval_prelu(x: &Tensor, slope: &Tensor) -> Result<Tensor, OpError> {
     }
     match (x.data(), slope.data()) {
         (TensorData::F32(v), TensorData::F32(s)) => {
-            broadcast_zip(x, v, slope, s, |p, q| Ok(if p > 0.0 { p } else { p * q }))
+            broadcast_map(x, v, slope, s, |p, q| if p > 0.0 { p } else { p * q })
         }
         (TensorData::F64(v), TensorData::F64(s)) => {
-            broadcast_zip(x, v, slope, s, |p, q| Ok(if p > 0.0 { p } else { p * q }))
+            broadcast_map(x, v, slope, s, |p, q| if p > 0.0 { p } else { p * q })
         }
-        (TensorData::I64(v), TensorData::I64(s)) => broadcast_zip(x, v, slope, s, int_prelu),
-        (TensorData::I32(v), TensorData::I32(s)) => broadcast_zip(x, v, slope, s, int_prelu),
+        (TensorData::I64(v), TensorData::I64(s)) => broadcast_map(x, v, slope, s, int_prelu),
+        (TensorData::I32(v), TensorData::I32(s)) => broadcast_map(x, v, slope, s, int_prelu),
         (a, b) if a.dtype() == b.dtype() => dtype_error("f32, f64, i32 or i64", a.dtype()),
         _ => mismatch(x, slope),
     }
 }
 
-fn int_prelu<I: Int>(x: I, slope: I) -> Result<I, OpError> {
+fn int_prelu<I: Int>(x: I, slope: I) -> I {
     if x.to_i64() > 0 {
-        Ok(x)
+        x
     } else {
-        Ok(I::from_i64_wrapping(
-            x.to_i64().wrapping_mul(slope.to_i64()),
-        ))
+        I::from_i64_wrapping(x.to_i64().wrapping_mul(slope.to_i64()))
     }
 }
 
 fn eval_logical(is_and: bool, a: &Tensor, b: &Tensor) -> Result<Tensor, OpError> {
     match (a.data(), b.data()) {
         (TensorData::Bool(x), TensorData::Bool(y)) => {
-            broadcast_zip(a, x, b, y, |p, q| Ok(if is_and { p && q } else { p || q }))
+            broadcast_map(a, x, b, y, |p, q| if is_and { p && q } else { p || q })
         }
         _ => op_err(format!(
             "expects bool operands, got {} and {}",
@@ -842,57 +890,56 @@ fn eval_logical(is_and: bool, a: &Tensor, b: &Tensor) -> Result<Tensor, OpError>
 /// IEEE comparisons (anything with NaN is false), computed in the operands' own dtype so that large
 /// i64 values compare exactly.
 fn eval_compare(compare: Compare, a: &Tensor, b: &Tensor) -> Result<Tensor, OpError> {
-    fn apply<T: Elem + PartialOrd>(compare: Compare, p: T, q: T) -> Result<bool, OpError> {
-        Ok(match compare {
+    fn apply<T: Elem + PartialOrd>(compare: Compare, p: T, q: T) -> bool {
+        match compare {
             Compare::Equal => p == q,
             Compare::Less => p < q,
             Compare::Greater => p > q,
             Compare::LessOrEqual => p <= q,
             Compare::GreaterOrEqual => p >= q,
-        })
+        }
     }
     match (a.data(), b.data()) {
         (TensorData::F32(x), TensorData::F32(y)) => {
-            broadcast_zip(a, x, b, y, |p, q| apply(compare, p, q))
+            broadcast_map(a, x, b, y, |p, q| apply(compare, p, q))
         }
         (TensorData::F64(x), TensorData::F64(y)) => {
-            broadcast_zip(a, x, b, y, |p, q| apply(compare, p, q))
+            broadcast_map(a, x, b, y, |p, q| apply(compare, p, q))
         }
         (TensorData::I64(x), TensorData::I64(y)) => {
-            broadcast_zip(a, x, b, y, |p, q| apply(compare, p, q))
+            broadcast_map(a, x, b, y, |p, q| apply(compare, p, q))
         }
         (TensorData::I32(x), TensorData::I32(y)) => {
-            broadcast_zip(a, x, b, y, |p, q| apply(compare, p, q))
+            broadcast_map(a, x, b, y, |p, q| apply(compare, p, q))
         }
         (TensorData::I8(x), TensorData::I8(y)) => {
-            broadcast_zip(a, x, b, y, |p, q| apply(compare, p, q))
+            broadcast_map(a, x, b, y, |p, q| apply(compare, p, q))
         }
         (TensorData::U8(x), TensorData::U8(y)) => {
-            broadcast_zip(a, x, b, y, |p, q| apply(compare, p, q))
+            broadcast_map(a, x, b, y, |p, q| apply(compare, p, q))
         }
         (TensorData::Bool(x), TensorData::Bool(y)) if compare == Compare::Equal => {
-            broadcast_zip(a, x, b, y, |p, q| Ok(p == q))
+            broadcast_map(a, x, b, y, |p, q| p == q)
         }
         (TensorData::Bool(_), TensorData::Bool(_)) => dtype_error("numeric operands", DType::Bool),
         _ => mismatch(a, b),
     }
 }
 
-/// `cond ? x : y` with all three broadcast together.
+/// `cond ? x : y` with all three broadcast together, walked in runs like [`broadcast_map`].
 fn eval_where(cond: &Tensor, x: &Tensor, y: &Tensor) -> Result<Tensor, OpError> {
-    fn select<T: Elem>(
-        cond: &[bool],
-        cond_idx: &[usize],
-        x: &[T],
-        x_idx: &[usize],
-        y: &[T],
-        y_idx: &[usize],
-    ) -> TensorData {
-        let values = cond_idx
-            .iter()
-            .zip(x_idx.iter().zip(y_idx))
-            .map(|(&c, (&i, &j))| if cond[c] { x[i] } else { y[j] })
-            .collect();
+    fn select<T: Elem>(runs: &BroadcastRuns<3>, cond: &[bool], x: &[T], y: &[T]) -> TensorData {
+        let (n, [c_step, x_step, y_step]) = (runs.run_len(), runs.steps());
+        let mut values = Vec::with_capacity(runs.len());
+        runs.for_each_run(|[c, i, j]| {
+            values.extend((0..n).map(|e| {
+                if cond[c + e * c_step] {
+                    x[i + e * x_step]
+                } else {
+                    y[j + e * y_step]
+                }
+            }));
+        });
         T::wrap(values)
     }
     let TensorData::Bool(cond_values) = cond.data() else {
@@ -900,31 +947,15 @@ fn eval_where(cond: &Tensor, x: &Tensor, y: &Tensor) -> Result<Tensor, OpError> 
     };
     let shape = broadcast_shapes(&broadcast_shapes(cond.shape(), x.shape())?, y.shape())?;
     checked_numel(&shape)?;
-    let cond_idx = broadcast_indices(cond.shape(), &shape);
-    let x_idx = broadcast_indices(x.shape(), &shape);
-    let y_idx = broadcast_indices(y.shape(), &shape);
+    let runs = BroadcastRuns::new([cond.shape(), x.shape(), y.shape()], &shape);
     let data = match (x.data(), y.data()) {
-        (TensorData::F32(a), TensorData::F32(b)) => {
-            select(cond_values, &cond_idx, a, &x_idx, b, &y_idx)
-        }
-        (TensorData::F64(a), TensorData::F64(b)) => {
-            select(cond_values, &cond_idx, a, &x_idx, b, &y_idx)
-        }
-        (TensorData::I64(a), TensorData::I64(b)) => {
-            select(cond_values, &cond_idx, a, &x_idx, b, &y_idx)
-        }
-        (TensorData::I32(a), TensorData::I32(b)) => {
-            select(cond_values, &cond_idx, a, &x_idx, b, &y_idx)
-        }
-        (TensorData::I8(a), TensorData::I8(b)) => {
-            select(cond_values, &cond_idx, a, &x_idx, b, &y_idx)
-        }
-        (TensorData::U8(a), TensorData::U8(b)) => {
-            select(cond_values, &cond_idx, a, &x_idx, b, &y_idx)
-        }
-        (TensorData::Bool(a), TensorData::Bool(b)) => {
-            select(cond_values, &cond_idx, a, &x_idx, b, &y_idx)
-        }
+        (TensorData::F32(a), TensorData::F32(b)) => select(&runs, cond_values, a, b),
+        (TensorData::F64(a), TensorData::F64(b)) => select(&runs, cond_values, a, b),
+        (TensorData::I64(a), TensorData::I64(b)) => select(&runs, cond_values, a, b),
+        (TensorData::I32(a), TensorData::I32(b)) => select(&runs, cond_values, a, b),
+        (TensorData::I8(a), TensorData::I8(b)) => select(&runs, cond_values, a, b),
+        (TensorData::U8(a), TensorData::U8(b)) => select(&runs, cond_values, a, b),
+        (TensorData::Bool(a), TensorData::Bool(b)) => select(&runs, cond_values, a, b),
         _ => return mismatch(x, y),
     };
     make_tensor(shape, data)
@@ -1651,5 +1682,361 @@ mod tests {
         assert!(eval(&Op::Where {}, &[Some(&float_cond), Some(&x), Some(&y)]).is_err());
         let wrong_shape = t(&[4], vec![true; 4]);
         assert!(eval(&Op::Where {}, &[Some(&wrong_shape), Some(&x), Some(&y)]).is_err());
+    }
+}
+
+/// The run-based broadcasting of the binary ops and `where` against the per-element computation it
+/// replaced: output element `k` pairs operand elements `broadcast_indices(..)[k]`, and an error is the
+/// first failing element's in row-major order. Random shapes of rank 0 to 5 with dims 0 to 4 (size-1
+/// and empty axes included), every dtype and every binary op; results must agree bit for bit.
+#[cfg(test)]
+mod broadcast_tests {
+    use super::*;
+    use crate::index::broadcast_indices;
+
+    /// SplitMix64: a dependency-free, reproducible generator for the random cases.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// An output dim: mostly 1 to 4, sometimes 0.
+    fn random_dim(rng: &mut Rng) -> usize {
+        match rng.below(20) {
+            0 => 0,
+            1..=5 => 1,
+            k => 2 + k % 3,
+        }
+    }
+
+    /// `count` shapes that broadcast together: each a suffix of one random shape of rank 0 to 5, of
+    /// random rank, with random axes replaced by 1.
+    fn random_shapes(rng: &mut Rng, count: usize) -> Vec<Vec<usize>> {
+        let rank = rng.below(6);
+        let full: Vec<usize> = (0..rank).map(|_| random_dim(rng)).collect();
+        (0..count)
+            .map(|_| {
+                let operand_rank = rng.below(rank + 1);
+                full[rank - operand_rank..]
+                    .iter()
+                    .map(|&dim| if rng.below(3) == 0 { 1 } else { dim })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Special values (NaN, infinities, signed zeros), small integers (for `pow` and exact ties) and
+    /// ordinary values.
+    fn random_float(rng: &mut Rng) -> f64 {
+        match rng.below(12) {
+            0 => f64::NAN,
+            1 => f64::INFINITY,
+            2 => f64::NEG_INFINITY,
+            3 => -0.0,
+            4 => 0.0,
+            5..=7 => rng.below(7) as f64 - 3.0,
+            _ => (rng.next() as f64 / u64::MAX as f64 - 0.5) * 200.0,
+        }
+    }
+
+    /// Mostly small values (so that 0 divisors and 0 bases with negative exponents occur), sometimes
+    /// any bit pattern (wrapping arithmetic, `i64::MIN / -1`).
+    fn random_int(rng: &mut Rng) -> i64 {
+        match rng.below(4) {
+            0 => rng.next() as i64,
+            _ => rng.below(7) as i64 - 3,
+        }
+    }
+
+    fn random_tensor(rng: &mut Rng, dtype: DType, shape: &[usize]) -> Tensor {
+        let len = shape.iter().product();
+        let shape = shape.to_vec();
+        match dtype {
+            DType::F32 => {
+                Tensor::from_vec(shape, (0..len).map(|_| random_float(rng) as f32).collect())
+            }
+            DType::F64 => Tensor::from_vec(shape, (0..len).map(|_| random_float(rng)).collect()),
+            DType::I64 => Tensor::from_vec(shape, (0..len).map(|_| random_int(rng)).collect()),
+            DType::I32 => {
+                Tensor::from_vec(shape, (0..len).map(|_| random_int(rng) as i32).collect())
+            }
+            DType::I8 => Tensor::from_vec(shape, (0..len).map(|_| random_int(rng) as i8).collect()),
+            DType::U8 => Tensor::from_vec(shape, (0..len).map(|_| random_int(rng) as u8).collect()),
+            DType::Bool => Tensor::from_vec(shape, (0..len).map(|_| rng.below(2) == 1).collect()),
+            other => panic!("no random values for dtype {other}"),
+        }
+        .unwrap()
+    }
+
+    /// Element `idx` of `t` as a rank-0 tensor.
+    fn element(t: &Tensor, idx: usize) -> Tensor {
+        sinter_ir::with_data!(t.data(), v => Tensor::from_vec(vec![], vec![v[idx]]).unwrap())
+    }
+
+    /// Every element's bit pattern, so that NaNs and signed zeros compare exactly.
+    fn bits(t: &Tensor) -> Vec<u64> {
+        match t.data() {
+            TensorData::F32(v) => v.iter().map(|x| u64::from(x.to_bits())).collect(),
+            TensorData::F64(v) => v.iter().map(|x| x.to_bits()).collect(),
+            TensorData::I64(v) => v.iter().map(|&x| x as u64).collect(),
+            TensorData::I32(v) => v.iter().map(|&x| i64::from(x) as u64).collect(),
+            TensorData::I8(v) => v.iter().map(|&x| i64::from(x) as u64).collect(),
+            TensorData::U8(v) => v.iter().map(|&x| u64::from(x)).collect(),
+            TensorData::Bool(v) => v.iter().map(|&x| u64::from(x)).collect(),
+        }
+    }
+
+    #[track_caller]
+    fn assert_same(
+        actual: &Result<Tensor, OpError>,
+        expected: &Result<Tensor, OpError>,
+        context: &str,
+    ) {
+        match (actual, expected) {
+            (Ok(actual), Ok(expected)) => {
+                assert_eq!(actual.shape(), expected.shape(), "{context}");
+                assert_eq!(actual.dtype(), expected.dtype(), "{context}");
+                assert_eq!(bits(actual), bits(expected), "{context}");
+            }
+            (Err(actual), Err(expected)) => assert_eq!(actual, expected, "{context}"),
+            _ => panic!("{context}: got {actual:?}, expected {expected:?}"),
+        }
+    }
+
+    fn eval_one(op: &Op, inputs: &[&Tensor]) -> Result<Tensor, OpError> {
+        let args: Vec<Option<&Tensor>> = inputs.iter().map(|&t| Some(t)).collect();
+        Ok(eval(op, &args)?.remove(0))
+    }
+
+    /// Rank-0 results joined into a tensor of `shape`.
+    fn join_scalars(dtype: DType, shape: Vec<usize>, parts: &[Tensor]) -> Tensor {
+        fn collect<T: Elem>(parts: &[Tensor]) -> Vec<T> {
+            parts
+                .iter()
+                .map(|p| p.as_slice::<T>().unwrap()[0])
+                .collect()
+        }
+        let data = match dtype {
+            DType::F32 => f32::wrap(collect(parts)),
+            DType::F64 => f64::wrap(collect(parts)),
+            DType::I64 => i64::wrap(collect(parts)),
+            DType::I32 => i32::wrap(collect(parts)),
+            DType::I8 => i8::wrap(collect(parts)),
+            DType::U8 => u8::wrap(collect(parts)),
+            DType::Bool => bool::wrap(collect(parts)),
+            other => panic!("no element type for dtype {other}"),
+        };
+        Tensor::new(shape, data).unwrap()
+    }
+
+    /// `op` on `a` and `b` one element at a time: each output element is `op` on the rank-0 operands
+    /// `broadcast_indices` pairs for it; the first failing element's error is the result. Errors that
+    /// do not depend on the values (dtype rules) come from a probe on two rank-0 ones, so that empty
+    /// outputs get them too.
+    fn per_element_binary(op: &Op, a: &Tensor, b: &Tensor) -> Result<Tensor, OpError> {
+        let one = |dtype| Tensor::new(vec![], TensorData::from_f64s(dtype, [1.0].into_iter()));
+        let probe = eval_one(op, &[&one(a.dtype()).unwrap(), &one(b.dtype()).unwrap()])?;
+        let shape = broadcast_shapes(a.shape(), b.shape())?;
+        let a_idx = broadcast_indices(a.shape(), &shape);
+        let b_idx = broadcast_indices(b.shape(), &shape);
+        let parts = a_idx
+            .iter()
+            .zip(&b_idx)
+            .map(|(&i, &j)| eval_one(op, &[&element(a, i), &element(b, j)]))
+            .collect::<Result<Vec<Tensor>, OpError>>()?;
+        Ok(join_scalars(probe.dtype(), shape, &parts))
+    }
+
+    fn binary_ops() -> Vec<Op> {
+        vec![
+            Op::Add {},
+            Op::Sub {},
+            Op::Mul {},
+            Op::Div {},
+            Op::Max {},
+            Op::Min {},
+            Op::Pow {},
+            Op::PRelu {},
+            Op::And {},
+            Op::Or {},
+            Op::Equal {},
+            Op::Less {},
+            Op::Greater {},
+            Op::LessOrEqual {},
+            Op::GreaterOrEqual {},
+        ]
+    }
+
+    #[test]
+    fn binary_ops_match_the_per_element_computation() {
+        let mut rng = Rng(0x5eed_0001);
+        let (mut compared, mut errors) = (0, 0);
+        for case in 0..120 {
+            let shapes = random_shapes(&mut rng, 2);
+            for dtype in DType::ALL {
+                let a = random_tensor(&mut rng, dtype, &shapes[0]);
+                let b = random_tensor(&mut rng, dtype, &shapes[1]);
+                for op in binary_ops() {
+                    let context = format!("case {case}: {} {a:?} {b:?}", op.name());
+                    let actual = eval_one(&op, &[&a, &b]);
+                    let out_shape = broadcast_shapes(a.shape(), b.shape()).unwrap();
+                    if matches!(op, Op::PRelu {}) && out_shape != a.shape() {
+                        // The slope may not broadcast beyond x.
+                        assert!(actual.is_err(), "{context}");
+                        continue;
+                    }
+                    let expected = per_element_binary(&op, &a, &b);
+                    assert_same(&actual, &expected, &context);
+                    compared += 1;
+                    errors += usize::from(actual.is_err());
+                }
+            }
+        }
+        // The cases must exercise both outcomes, value errors included.
+        assert!(compared > 10_000 && errors > 1_000, "{compared} {errors}");
+    }
+
+    #[test]
+    fn pow_with_every_exponent_dtype_matches_the_per_element_computation() {
+        let mut rng = Rng(0x5eed_0002);
+        for case in 0..60 {
+            let shapes = random_shapes(&mut rng, 2);
+            for base_dtype in DType::ALL {
+                for exponent_dtype in DType::ALL {
+                    let a = random_tensor(&mut rng, base_dtype, &shapes[0]);
+                    let b = random_tensor(&mut rng, exponent_dtype, &shapes[1]);
+                    let context = format!("case {case}: pow {a:?} {b:?}");
+                    let actual = eval_one(&Op::Pow {}, &[&a, &b]);
+                    assert_same(&actual, &per_element_binary(&Op::Pow {}, &a, &b), &context);
+                }
+            }
+        }
+    }
+
+    /// Integer division by zero is an error wherever the zero divisor sits, also when it is reached
+    /// through a broadcast axis, and the message is the first failing element's.
+    #[test]
+    fn integer_division_by_zero_is_an_error() {
+        let a = Tensor::from_vec(vec![2, 3], vec![1i32, 2, 3, 4, 5, 6]).unwrap();
+        let b = Tensor::from_vec(vec![2, 1], vec![1i32, 0]).unwrap();
+        let err = eval_one(&Op::Div {}, &[&a, &b]).unwrap_err();
+        assert_eq!(err.0, "`div`: integer division by zero (i32)");
+        let scalar = Tensor::from_vec(vec![], vec![0u8]).unwrap();
+        let x = Tensor::from_vec(vec![4], vec![1u8, 2, 3, 4]).unwrap();
+        assert!(eval_one(&Op::Div {}, &[&x, &scalar]).is_err());
+        let fine = Tensor::from_vec(vec![], vec![2u8]).unwrap();
+        let quotient = eval_one(&Op::Div {}, &[&x, &fine]).unwrap();
+        assert_eq!(quotient.as_slice::<u8>().unwrap(), &[0, 1, 1, 2]);
+    }
+
+    /// The implementation the runs replaced, verbatim: one index list per operand.
+    fn broadcast_zip_indexed<A: Elem, B: Elem, O: Elem>(
+        a: &Tensor,
+        a_values: &[A],
+        b: &Tensor,
+        b_values: &[B],
+        mut f: impl FnMut(A, B) -> Result<O, OpError>,
+    ) -> Result<Tensor, OpError> {
+        let shape = broadcast_shapes(a.shape(), b.shape())?;
+        checked_numel(&shape)?;
+        let a_idx = broadcast_indices(a.shape(), &shape);
+        let b_idx = broadcast_indices(b.shape(), &shape);
+        let values = a_idx
+            .iter()
+            .zip(&b_idx)
+            .map(|(&i, &j)| f(a_values[i], b_values[j]))
+            .collect::<Result<Vec<O>, OpError>>()?;
+        make_tensor(shape, O::wrap(values))
+    }
+
+    /// Operands whose values are their flat indices: the result records exactly which pair of
+    /// elements each output element combined, and a failing pair names itself in the error.
+    #[test]
+    fn broadcast_kernels_pair_the_same_elements_as_index_lists() {
+        let mut rng = Rng(0x5eed_0003);
+        let iota = |shape: &[usize]| {
+            let len: usize = shape.iter().product();
+            Tensor::from_vec(shape.to_vec(), (0..len as i64).collect::<Vec<i64>>()).unwrap()
+        };
+        for case in 0..2000 {
+            let shapes = random_shapes(&mut rng, 2);
+            let (a, b) = (iota(&shapes[0]), iota(&shapes[1]));
+            let (x, y) = (a.as_slice::<i64>().unwrap(), b.as_slice::<i64>().unwrap());
+            let context = format!("case {case}: {:?} {:?}", a.shape(), b.shape());
+            let pair = |p: i64, q: i64| p * 4096 + q;
+            let expected = broadcast_zip_indexed(&a, x, &b, y, |p, q| Ok(pair(p, q)));
+            assert_same(&broadcast_map(&a, x, &b, y, pair), &expected, &context);
+            assert_same(
+                &broadcast_zip(&a, x, &b, y, |p, q| Ok(pair(p, q))),
+                &expected,
+                &context,
+            );
+            let bad = rng.below(5) as i64;
+            let failing = |p: i64, q: i64| {
+                if (p + q) % 5 == bad {
+                    op_err(format!("element pair ({p}, {q})"))
+                } else {
+                    Ok(pair(p, q))
+                }
+            };
+            assert_same(
+                &broadcast_zip(&a, x, &b, y, failing),
+                &broadcast_zip_indexed(&a, x, &b, y, failing),
+                &context,
+            );
+        }
+    }
+
+    /// `where` as it was computed before the runs: three index lists.
+    fn where_indexed(cond: &Tensor, x: &Tensor, y: &Tensor) -> Tensor {
+        let shape = broadcast_shapes(
+            &broadcast_shapes(cond.shape(), x.shape()).unwrap(),
+            y.shape(),
+        )
+        .unwrap();
+        let c_idx = broadcast_indices(cond.shape(), &shape);
+        let x_idx = broadcast_indices(x.shape(), &shape);
+        let y_idx = broadcast_indices(y.shape(), &shape);
+        let c = cond.as_slice::<bool>().unwrap();
+        let parts: Vec<Tensor> = (0..c_idx.len())
+            .map(|k| {
+                if c[c_idx[k]] {
+                    element(x, x_idx[k])
+                } else {
+                    element(y, y_idx[k])
+                }
+            })
+            .collect();
+        join_scalars(x.dtype(), shape, &parts)
+    }
+
+    #[test]
+    fn where_matches_the_per_element_computation() {
+        let mut rng = Rng(0x5eed_0004);
+        for case in 0..300 {
+            let shapes = random_shapes(&mut rng, 3);
+            let cond = random_tensor(&mut rng, DType::Bool, &shapes[0]);
+            for dtype in DType::ALL {
+                let x = random_tensor(&mut rng, dtype, &shapes[1]);
+                let y = random_tensor(&mut rng, dtype, &shapes[2]);
+                let context = format!("case {case}: where {cond:?} {x:?} {y:?}");
+                assert_same(
+                    &eval_one(&Op::Where {}, &[&cond, &x, &y]),
+                    &Ok(where_indexed(&cond, &x, &y)),
+                    &context,
+                );
+            }
+        }
     }
 }

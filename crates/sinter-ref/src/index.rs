@@ -82,6 +82,142 @@ pub fn broadcast_indices(in_shape: &[usize], out_shape: &[usize]) -> Vec<usize> 
     result
 }
 
+/// A row-major walk over the numpy broadcast of `N` operands to an output shape, in contiguous runs
+/// instead of one index per element.
+///
+/// The output's axes are simplified first: size-1 axes are dropped, and two neighbouring axes merge
+/// when every operand steps through them as through one axis (its stride on the outer axis is its
+/// stride on the inner one times the inner axis's size; two broadcast axes, both stride 0, qualify).
+/// The innermost remaining axis is the run. Along it an operand's stride is 1 when it has the axis and
+/// 0 when it is broadcast along it: its stride there is the product of its dims inside that axis, and
+/// those are all 1 since the output's are. An odometer over the other axes gives every operand's flat
+/// offset at the start of each run.
+///
+/// Equal shapes become one run with steps 1, a scalar operand has step 0 everywhere, and a weight
+/// `[M, K, 3, 3]` scaled by `[M, 1, 1, 1]` becomes `M` runs of `9K` with steps 1 and 0. Element `e` of
+/// the run starting at offsets `o` reads operand `k` at `o[k] + e * steps[k]`; element order is the
+/// output's row-major order, exactly as [`broadcast_indices`] lists it.
+#[derive(Clone, Debug)]
+pub struct BroadcastRuns<const N: usize> {
+    /// The sizes of the merged axes outside the run, outermost first.
+    outer_dims: Vec<usize>,
+    /// For each outer axis, every operand's stride along it (0 where the operand is broadcast).
+    outer_strides: Vec<[usize; N]>,
+    run_len: usize,
+    steps: [usize; N],
+    /// The output's element count.
+    len: usize,
+}
+
+impl<const N: usize> BroadcastRuns<N> {
+    /// The walk of `in_shapes` broadcast to `out_shape`; each of `in_shapes` must broadcast to
+    /// `out_shape` (as [`broadcast_shapes`] computes it) and `out_shape` must have a valid element
+    /// count ([`checked_numel`]).
+    pub fn new(in_shapes: [&[usize]; N], out_shape: &[usize]) -> Self {
+        let len = out_shape.iter().product();
+        if len == 0 {
+            // No runs; skip the strides, which need not be meaningful for an empty shape.
+            return BroadcastRuns {
+                outer_dims: Vec::new(),
+                outer_strides: Vec::new(),
+                run_len: 0,
+                steps: [0; N],
+                len,
+            };
+        }
+        let rank = out_shape.len();
+        let in_strides = in_shapes.map(strides);
+        // (size, per-operand stride) of each merged axis, outermost first.
+        let mut axes: Vec<(usize, [usize; N])> = Vec::new();
+        for (axis, &dim) in out_shape.iter().enumerate() {
+            if dim == 1 {
+                continue;
+            }
+            let axis_strides: [usize; N] = std::array::from_fn(|k| {
+                let shape = in_shapes[k];
+                let offset = rank - shape.len();
+                if axis < offset || shape[axis - offset] == 1 {
+                    0
+                } else {
+                    in_strides[k][axis - offset]
+                }
+            });
+            match axes.last_mut() {
+                Some((outer_dim, outer_strides))
+                    if (0..N)
+                        .all(|k| axis_strides[k].checked_mul(dim) == Some(outer_strides[k])) =>
+                {
+                    *outer_dim *= dim;
+                    *outer_strides = axis_strides;
+                }
+                _ => axes.push((dim, axis_strides)),
+            }
+        }
+        // No axis left: every dim is 1, one run of one element at offset 0.
+        let (run_len, steps) = axes.pop().unwrap_or((1, [0; N]));
+        let (outer_dims, outer_strides) = axes.into_iter().unzip();
+        BroadcastRuns {
+            outer_dims,
+            outer_strides,
+            run_len,
+            steps,
+            len,
+        }
+    }
+
+    /// The number of elements in each run.
+    pub fn run_len(&self) -> usize {
+        self.run_len
+    }
+
+    /// Each operand's stride within a run: 1 or 0 (broadcast).
+    pub fn steps(&self) -> [usize; N] {
+        self.steps
+    }
+
+    /// The output's element count (the sum of all runs' lengths).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the output has no elements (and so no runs).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Calls `f` with every operand's flat offset at the start of each run, runs in row-major order.
+    pub fn for_each_run(&self, mut f: impl FnMut([usize; N])) {
+        if self.len == 0 {
+            return;
+        }
+        let mut coord = vec![0usize; self.outer_dims.len()];
+        let mut offsets = [0usize; N];
+        loop {
+            f(offsets);
+            let mut axis = coord.len();
+            loop {
+                if axis == 0 {
+                    return;
+                }
+                axis -= 1;
+                let strides = &self.outer_strides[axis];
+                if coord[axis] + 1 < self.outer_dims[axis] {
+                    coord[axis] += 1;
+                    for (offset, stride) in offsets.iter_mut().zip(strides) {
+                        *offset += stride;
+                    }
+                    break;
+                }
+                // Wrap this axis to 0 and carry into the next outer one.
+                for (offset, stride) in offsets.iter_mut().zip(strides) {
+                    *offset -= stride * coord[axis];
+                }
+                coord[axis] = 0;
+            }
+        }
+    }
+}
+
 /// Calls `f` with every multi-index of `shape` in row-major order.
 pub fn for_each_index(shape: &[usize], mut f: impl FnMut(&[usize])) {
     if shape.contains(&0) {
@@ -244,6 +380,97 @@ mod tests {
             vec![4, 2, 3]
         );
         assert!(broadcast_shapes(&[2], &[3]).is_err());
+    }
+
+    /// The flat index lists the runs expand to, one per operand.
+    fn expand<const N: usize>(runs: &BroadcastRuns<N>) -> [Vec<usize>; N] {
+        let mut lists: [Vec<usize>; N] = std::array::from_fn(|_| Vec::new());
+        let (n, steps) = (runs.run_len(), runs.steps());
+        runs.for_each_run(|offsets| {
+            for (list, (offset, step)) in lists.iter_mut().zip(offsets.iter().zip(steps)) {
+                list.extend((0..n).map(|e| offset + e * step));
+            }
+        });
+        lists
+    }
+
+    #[test]
+    fn broadcast_runs_merge_axes_into_long_runs() {
+        // A conv weight scaled per output channel: one run per channel, the factor repeated.
+        let runs = BroadcastRuns::new([&[8, 4, 3, 3][..], &[8, 1, 1, 1]], &[8, 4, 3, 3]);
+        assert_eq!(
+            (runs.run_len(), runs.steps(), runs.len()),
+            (36, [1, 0], 288)
+        );
+        let mut starts = Vec::new();
+        runs.for_each_run(|offsets| starts.push(offsets));
+        assert_eq!(starts, (0..8).map(|m| [36 * m, m]).collect::<Vec<_>>());
+        // Equal shapes and scalars are a single run.
+        let runs = BroadcastRuns::new([&[2, 3, 4][..], &[2, 3, 4], &[]], &[2, 3, 4]);
+        assert_eq!((runs.run_len(), runs.steps()), (24, [1, 1, 0]));
+        // Size-1 axes are skipped; a broadcast inner axis gives step 0.
+        let runs = BroadcastRuns::new([&[2, 1, 1][..], &[1, 1, 3]], &[2, 1, 3]);
+        assert_eq!((runs.run_len(), runs.steps()), (3, [0, 1]));
+        assert_eq!(
+            expand(&runs),
+            [vec![0, 0, 0, 1, 1, 1], vec![0, 1, 2, 0, 1, 2]]
+        );
+        // All dims 1: one element.
+        let runs = BroadcastRuns::new([&[1, 1][..], &[]], &[1, 1]);
+        assert_eq!(expand(&runs), [vec![0], vec![0]]);
+        // Empty: no runs at all.
+        let runs = BroadcastRuns::new([&[3, 0][..], &[1]], &[3, 0]);
+        assert!(runs.is_empty());
+        assert_eq!(expand(&runs), [vec![], vec![]]);
+    }
+
+    /// Exhaustively over small shapes: every out shape of rank 0 to 4 with dims in 0..=3, every
+    /// operand obtained by dropping leading axes and setting axes to 1, against `broadcast_indices`.
+    #[test]
+    fn broadcast_runs_visit_what_broadcast_indices_lists() {
+        let mut out_shapes = vec![vec![]];
+        for _ in 0..4 {
+            let longer: Vec<Vec<usize>> = out_shapes
+                .iter()
+                .filter(|s| s.len() == out_shapes.last().unwrap().len())
+                .flat_map(|s| (0..4).map(move |d| [s.clone(), vec![d]].concat()))
+                .collect();
+            out_shapes.extend(longer);
+        }
+        let mut checked = 0;
+        for out in &out_shapes {
+            let rank = out.len();
+            // Every operand shape: a suffix of `out` with any subset of its axes set to 1.
+            let mut operands = Vec::new();
+            for operand_rank in 0..=rank {
+                for mask in 0..1usize << operand_rank {
+                    let shape: Vec<usize> = (0..operand_rank)
+                        .map(|k| {
+                            if mask >> k & 1 == 1 {
+                                1
+                            } else {
+                                out[rank - operand_rank + k]
+                            }
+                        })
+                        .collect();
+                    operands.push(shape);
+                }
+            }
+            for a in &operands {
+                for b in &operands {
+                    let Ok(shape) = broadcast_shapes(a, b) else {
+                        continue;
+                    };
+                    let runs = BroadcastRuns::new([a, b], &shape);
+                    assert!(runs.steps().iter().all(|&s| s <= 1), "{a:?} {b:?}");
+                    let [a_list, b_list] = expand(&runs);
+                    assert_eq!(a_list, broadcast_indices(a, &shape), "{a:?} {b:?}");
+                    assert_eq!(b_list, broadcast_indices(b, &shape), "{a:?} {b:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 50_000, "{checked}");
     }
 
     #[test]
