@@ -19,6 +19,10 @@
 //! - `resnet18_full`: a torchvision-shaped ResNet-18 (11.7 M weights, 45 MB) generated into a
 //!   temporary file: import plus compile time (against the 0.5 s target), tract's load and optimise
 //!   time, and one inference on each (`sinter/resnet18`, `sinter_2t/resnet18`, `tract/resnet18`).
+//! - `attention`: one `attention` node, batch 1, one head, seq 4096, head size 64, causal and not:
+//!   `sinter/<case>`, `sinter_2t/<case>` and `tract/<case>` (tract runs the equivalent opset-17
+//!   `MatMul`/`Softmax` subgraph, which materialises the scores). A table gives medians and
+//!   sinter's arena size against the bytes of q, k, v and the output.
 //! - `compile`: `resnet18_w8_ts` compiled (specialise, lower, schedule, generate code) for its data
 //!   set's shapes, with and without the ONNX import before it: the latency a user sees before the
 //!   first inference.
@@ -1060,6 +1064,305 @@ fn bench_compile(c: &mut Criterion) {
     group.finish();
 }
 
+/// The attention bench's sequence length, head size and query heads (batch 1): one long head, where
+/// a kernel that materialises the `seq x seq` scores needs 64 MiB and a streaming one needs O(seq·d).
+const ATTENTION_SEQ: usize = 4096;
+const ATTENTION_HEAD_DIM: usize = 64;
+
+/// The sequence length at which the attention kernel is also checked against the reference
+/// interpreter (which needs seconds at [`ATTENTION_SEQ`]).
+const ATTENTION_CHECKED_SEQ: usize = 256;
+
+const ATTENTION_ROUNDS: RoundBudget = RoundBudget {
+    min_time: Duration::from_secs(2),
+    min_rounds: 5,
+    max_rounds: 200,
+};
+
+/// One `attention` node over `q, k, v: f32[1,1,seq,d]`.
+fn attention_graph(seq: usize, d: usize, causal: bool) -> Result<Graph, String> {
+    let attrs = if causal { " {causal=true}" } else { "" };
+    let text = format!(
+        "graph attention_{seq} {{\n  input %q: f32[1,1,{seq},{d}]\n  input %k: f32[1,1,{seq},{d}]\n  \
+         input %v: f32[1,1,{seq},{d}]\n  %0: f32[1,1,{seq},{d}] = attention(%q, %k, %v){attrs}\n  \
+         output y = %0\n}}\n"
+    );
+    parse_graph(&text, &ParseOptions::default()).map_err(|err| err.to_string())
+}
+
+/// The same attention as the opset-17 subgraph tract runs (tract has no `Attention` op):
+/// `Softmax(MatMul(q, Transpose(k)) * scale [+ causal bias]) @ v`, materialising the scores.
+fn attention_onnx(seq: usize, d: usize, causal: bool) -> Vec<u8> {
+    use sinter_onnx::proto::{
+        attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, AttributeProto,
+        GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, ValueInfoProto,
+    };
+    let info = |name: &str| {
+        ValueInfoProto::tensor(
+            name,
+            DataType::Float,
+            [1, 1, seq, d]
+                .iter()
+                .map(|&n| tensor_shape_proto::dimension::Value::DimValue(n as i64)),
+        )
+    };
+    let node =
+        |op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>| NodeProto {
+            op_type: op.to_string(),
+            name: output.to_string(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.to_string()],
+            attribute,
+            ..NodeProto::default()
+        };
+    let scalar = |name: &str, dims: Vec<i64>, values: Vec<f32>| TensorProto {
+        name: name.to_string(),
+        dims,
+        data_type: DataType::Float as i32,
+        float_data: values,
+        ..TensorProto::default()
+    };
+    let mut nodes = vec![
+        node(
+            "Transpose",
+            &["k"],
+            "kt",
+            vec![AttributeProto {
+                name: "perm".to_string(),
+                r#type: AttributeType::Ints as i32,
+                ints: vec![0, 1, 3, 2],
+                ..AttributeProto::default()
+            }],
+        ),
+        node("MatMul", &["q", "kt"], "qk", Vec::new()),
+        node("Mul", &["qk", "scale"], "scores", Vec::new()),
+    ];
+    let mut initializer = vec![scalar("scale", Vec::new(), vec![1.0 / (d as f32).sqrt()])];
+    let mut softmax_input = "scores";
+    if causal {
+        let bias = (0..seq * seq)
+            .map(|at| {
+                if at % seq > at / seq {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        initializer.push(scalar("causal", vec![seq as i64, seq as i64], bias));
+        nodes.push(node("Add", &["scores", "causal"], "masked", Vec::new()));
+        softmax_input = "masked";
+    }
+    nodes.push(node(
+        "Softmax",
+        &[softmax_input],
+        "p",
+        vec![AttributeProto {
+            name: "axis".to_string(),
+            r#type: AttributeType::Int as i32,
+            i: -1,
+            ..AttributeProto::default()
+        }],
+    ));
+    nodes.push(node("MatMul", &["p", "v"], "y", Vec::new()));
+    ModelProto {
+        ir_version: 9,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        graph: Some(GraphProto {
+            name: "attention".to_string(),
+            node: nodes,
+            initializer,
+            input: vec![info("q"), info("k"), info("v")],
+            output: vec![info("y")],
+            ..GraphProto::default()
+        }),
+        ..ModelProto::default()
+    }
+    .encode_to_vec()
+}
+
+/// Random `q, k, v` of `[1,1,seq,d]`.
+fn attention_inputs(seq: usize, d: usize) -> Vec<(String, Tensor)> {
+    ["q", "k", "v"]
+        .iter()
+        .enumerate()
+        .map(|(idx, name)| {
+            let tensor = onnx_build::random_input(&[1, 1, seq, d], 4000 + idx as u64);
+            (name.to_string(), tensor)
+        })
+        .collect()
+}
+
+/// Compiles the attention, checks it against the reference interpreter at
+/// [`ATTENTION_CHECKED_SEQ`] first, and returns the model at `seq` with its arena size.
+fn prepare_attention(
+    seq: usize,
+    causal: bool,
+    options: &CompileOptions,
+) -> Result<(CompiledModel, usize), String> {
+    let d = ATTENTION_HEAD_DIM;
+    let small = attention_graph(ATTENTION_CHECKED_SEQ, d, causal)?;
+    let inputs = attention_inputs(ATTENTION_CHECKED_SEQ, d);
+    let expected = sinter_ref::run(
+        &small,
+        &inputs
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.clone()))
+            .collect::<Vec<_>>(),
+    )
+    .map_err(|err| format!("reference: {err}"))?;
+    let model = compile(small, options).map_err(|err| format!("compile: {err}"))?;
+    let actual = model
+        .run(
+            &inputs
+                .iter()
+                .map(|(n, t)| (n.as_str(), t))
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|err| format!("run: {err}"))?;
+    check_outputs(
+        &actual,
+        &expected.into_iter().map(|(_, t)| t).collect::<Vec<_>>(),
+    )?;
+    let model = compile(attention_graph(seq, d, causal)?, options)
+        .map_err(|err| format!("compile: {err}"))?;
+    let inputs = attention_inputs(seq, d);
+    let described: Vec<(&str, DType, &[usize])> = inputs
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.dtype(), t.shape()))
+        .collect();
+    let bindings =
+        sinter_ir::bind_inputs(model.graph(), &described).map_err(|err| err.to_string())?;
+    let program = model
+        .program_for(&bindings)
+        .map_err(|err| err.to_string())?;
+    Ok((model, program.memory_plan().peak_bytes))
+}
+
+/// `attention`: one head of 4096 queries and keys of size 64 (causal and not), sinter on one and
+/// two threads next to tract running the equivalent opset-17 subgraph, with sinter's arena size
+/// against the bytes of q, k, v and the output. sinter is checked against the reference at
+/// [`ATTENTION_CHECKED_SEQ`] and against tract at full size.
+fn bench_attention(c: &mut Criterion, args: &BenchArgs) {
+    let (seq, d) = (ATTENTION_SEQ, ATTENTION_HEAD_DIM);
+    let mut group = c.benchmark_group("attention");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .sampling_mode(SamplingMode::Flat);
+    let mut rows = Vec::new();
+    for causal in [false, true] {
+        let name = format!("seq{seq}_d{d}{}", if causal { "_causal" } else { "" });
+        let ids = [
+            format!("attention/sinter/{name}"),
+            format!("attention/sinter_2t/{name}"),
+            format!("attention/tract/{name}"),
+        ];
+        if !args.selects_any(&ids) {
+            continue;
+        }
+        let inputs = attention_inputs(seq, d);
+        let borrowed: Vec<(&str, &Tensor)> = inputs.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let tensors: Vec<Tensor> = inputs.iter().map(|(_, t)| t.clone()).collect();
+        let tract = TractModel::load(Source::Bytes(&attention_onnx(seq, d, causal)), &tensors)
+            .map_err(|reason| skip(&format!("tract/{name}"), &reason))
+            .ok();
+        let expected = tract.as_ref().and_then(|model| {
+            model
+                .run()
+                .map_err(|reason| skip(&format!("tract/{name}"), &reason))
+                .ok()
+        });
+        let mut sinter = Vec::new();
+        for options in [single_thread(), threads(2)] {
+            let prepared = prepare_attention(seq, causal, &options).and_then(|(model, peak)| {
+                if let Some(expected) = &expected {
+                    let actual = model.run(&borrowed).map_err(|err| format!("run: {err}"))?;
+                    check_outputs(&actual, expected)?;
+                }
+                Ok((model, peak))
+            });
+            match prepared {
+                Ok(prepared) => sinter.push(Some(prepared)),
+                Err(reason) => {
+                    skip(&format!("sinter/{name}"), &reason);
+                    sinter.push(None);
+                }
+            }
+        }
+        for (id, prepared) in ["sinter", "sinter_2t"].iter().zip(&sinter) {
+            if let Some((model, _)) = prepared {
+                group.bench_function(BenchmarkId::new(*id, &name), |b| {
+                    b.iter(|| model.run(&borrowed).expect("checked before"))
+                });
+            }
+        }
+        if let Some(model) = &tract {
+            group.bench_function(BenchmarkId::new("tract", &name), |b| {
+                b.iter(|| model.run_raw().expect("checked before"))
+            });
+        }
+        let run = |prepared: &Option<(CompiledModel, usize)>| {
+            if let Some((model, _)) = prepared {
+                black_box(model.run(&borrowed).expect("checked before"));
+            }
+        };
+        let mut run_1t = || run(&sinter[0]);
+        let mut run_2t = || run(&sinter[1]);
+        let mut run_tract = || {
+            if let Some(model) = &tract {
+                black_box(model.run_raw().expect("checked before"));
+            }
+        };
+        let medians = interleaved_medians(
+            &mut [&mut run_1t, &mut run_2t, &mut run_tract],
+            ATTENTION_ROUNDS,
+            args.timed,
+        );
+        let peak = sinter[0].as_ref().map(|(_, peak)| *peak);
+        rows.push((
+            name,
+            [0, 1].map(|t| sinter[t].as_ref().map(|_| medians[t])),
+            tract.as_ref().map(|_| medians[2]),
+            peak,
+        ));
+    }
+    group.finish();
+    if rows.is_empty() {
+        return;
+    }
+    let io_bytes = 4 * seq * d * 4;
+    println!();
+    println!(
+        "attention: batch 1, 1 head, seq {seq}, head dim {d}; median ms; arena vs q+k+v+y = {io_bytes} bytes{}",
+        if args.timed { "" } else { " (one untimed-mode run each: not a measurement)" }
+    );
+    println!(
+        "{:<22} {:>10} {:>12} {:>10} {:>13} {:>12} {:>8}",
+        "case", "sinter ms", "sinter 2t ms", "tract ms", "sinter/tract", "arena bytes", "/ io"
+    );
+    for (name, [one, two], tract, peak) in rows {
+        println!(
+            "{:<22} {:>10} {:>12} {:>10} {:>13} {:>12} {:>8}",
+            name,
+            cell(one),
+            cell(two),
+            cell(tract),
+            ratio(one, tract),
+            peak.map_or("-".to_string(), |p| p.to_string()),
+            peak.map_or("-".to_string(), |p| format!(
+                "{:.2}",
+                p as f64 / io_bytes as f64
+            )),
+        );
+    }
+    println!();
+}
+
 /// What `criterion_main!` would generate, with the groups that follow criterion's command line
 /// given its parsed arguments, and the support modules' own checks first.
 fn main() {
@@ -1072,6 +1375,7 @@ fn main() {
     bench_models(&mut criterion, &args);
     bench_resnet18_convs(&mut criterion, &args);
     bench_resnet18_full(&mut criterion, &args);
+    bench_attention(&mut criterion, &args);
     bench_compile(&mut criterion);
     criterion.final_summary();
 }

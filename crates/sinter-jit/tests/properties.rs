@@ -1337,9 +1337,11 @@ proptest! {
     }
 
     /// layer_norm (any axis, optional bias), rms_norm, batch_norm, instance_norm, group_norm and
-    /// lrn on random shapes and epsilons.
+    /// lrn on random shapes and epsilons; the data is centred at 0 or offset by a large mean
+    /// (1000 or -3000), which a single-pass variance must survive.
     #[test]
     fn normalizations_match_reference(
+        mean_idx in 0usize..3,
         kind in 0usize..6,
         dims in shape(2..=4, 5, 11),
         axis in any::<Index>(),
@@ -1356,10 +1358,12 @@ proptest! {
         let mut dims = dims;
         let mut case = Case::new(seed);
         let data = Dist::Uniform(-2.0, 2.0);
+        let mean = [0.0, 1000.0, -3000.0][mean_idx];
+        let x_data = Dist::Uniform(mean - 2.0, mean + 2.0);
         let y = match kind {
             0 | 1 => {
                 let axis_idx = axis.index(rank);
-                let x = case.input(DType::F32, &dims, data);
+                let x = case.input(DType::F32, &dims, x_data);
                 let scale = case.input(DType::F32, &dims[axis_idx..], data);
                 let axis = axis_attr(axis_idx, rank, negative);
                 if kind == 0 {
@@ -1386,7 +1390,7 @@ proptest! {
                     dims[1] *= groups;
                 }
                 let c = dims[1];
-                let x = case.input(DType::F32, &dims, data);
+                let x = case.input(DType::F32, &dims, x_data);
                 let scale = case.input(DType::F32, &[c], data);
                 let bias = case.input(DType::F32, &[c], data);
                 let op = if kind == 3 {
@@ -1887,11 +1891,14 @@ proptest! {
 
     /// attention, 4-d and 3-d, grouped key/value heads, explicit or default scale, causal masking,
     /// softcap, and no mask, a bool mask or a float mask broadcast to the scores (including a
-    /// last dim shorter than the keys, padded as masked).
+    /// last dim shorter than the keys, padded as masked). Sequence lengths straddle the kernel's
+    /// blocks of 64 (1, 7, 33, 64, 65, 130, with `Sq` above, equal to or below `Skv`) and head
+    /// sizes include 1, 5 and 64.
     #[test]
     fn attention_matches_reference(
         three_d in any::<bool>(),
-        sizes in (1usize..=2, 1usize..=2, 1usize..=2, 1usize..=5, 1usize..=5, 1usize..=8, 1usize..=8),
+        sizes in (1usize..=2, 1usize..=2, 1usize..=2, seq_len(), seq_len(), head_size(), head_size()),
+        normal_data in any::<bool>(),
         scale in prop::option::weighted(0.3, 0.1f32..1.0),
         causal in any::<bool>(),
         softcap in prop_oneof![3 => Just(0.0f32), 1 => 1.0f32..5.0],
@@ -1910,9 +1917,11 @@ proptest! {
             (vec![batch, q_heads, seq_q, d], vec![batch, kv_heads, seq_kv, d], vec![batch, kv_heads, seq_kv, dv])
         };
         let mut case = Case::new(seed);
-        let q = case.input(DType::F32, &q_shape, Dist::Uniform(-1.0, 1.0));
-        let k = case.input(DType::F32, &k_shape, Dist::Uniform(-1.0, 1.0));
-        let v = case.input(DType::F32, &v_shape, Dist::Uniform(-1.0, 1.0));
+        // Uniform in [-1, 1), or spread like N(0, 1) (same variance), so scores are peaked.
+        let data = if normal_data { Dist::Uniform(-1.73, 1.73) } else { Dist::Uniform(-1.0, 1.0) };
+        let q = case.input(DType::F32, &q_shape, data);
+        let k = case.input(DType::F32, &k_shape, data);
+        let v = case.input(DType::F32, &v_shape, data);
         let scores = [batch, q_heads, seq_q, seq_kv];
         let mut mask_shape = broadcast_operand(&scores, mask_drop.min(3), &mask_ones);
         if let Some(last) = mask_shape.last_mut() {
@@ -1929,6 +1938,16 @@ proptest! {
         case.output(y);
         case.check(backend, TOL)?;
     }
+}
+
+/// Sequence lengths around the attention kernel's blocks of 64 rows and keys.
+fn seq_len() -> impl Strategy<Value = usize> {
+    prop::sample::select(vec![1usize, 2, 5, 7, 33, 64, 65, 130])
+}
+
+/// Attention head sizes: 1, odd ones, and a real model's 64.
+fn head_size() -> impl Strategy<Value = usize> {
+    prop::sample::select(vec![1usize, 3, 5, 8, 64])
 }
 
 // ---------------------------------------------------------------------------------------------
