@@ -143,7 +143,9 @@ fn attention(scaled: bool, masked: bool) -> impl Fn(&mut Match) -> Option<Id> + 
             let mask = keep_mask(m, m.var("?m")).unwrap_or(m.var("?m"));
             let ty = m.facts(mask).ty()?;
             let dtype_ok = ty.dtype == q_ty.dtype || ty.dtype == DType::Bool;
-            if !dtype_ok || ty.rank() > rank {
+            // A rank-0 mask is a constant shift of every score; the attention op takes masks of
+            // rank 1 to 4.
+            if !dtype_ok || ty.rank() == 0 || ty.rank() > rank {
                 return None;
             }
             Some(mask)
