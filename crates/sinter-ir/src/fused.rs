@@ -215,6 +215,135 @@ impl Op {
     }
 }
 
+impl FusedParts {
+    /// The parts of `op`: its decomposition if it is a fused op, or `op` itself as a bare product if
+    /// it is a `conv` or a `matmul` (no addend, activation or pool). `None` for other ops.
+    pub fn of(op: &Op) -> Option<FusedParts> {
+        match op {
+            Op::Conv { .. } | Op::MatMul {} => Some(FusedParts {
+                product: op.clone(),
+                addend_slot: None,
+                activation: None,
+                pool: None,
+            }),
+            _ => op.fused_parts()?.ok(),
+        }
+    }
+
+    /// The fused op these parts make: the inverse of [`Op::fused_parts`] (the optimizer builds fused
+    /// ops with it). A conv product without a pool is a `fused_conv`, with one a `conv_pool`; a
+    /// matmul product is a `fused_matmul`. `None` when no fused op expresses the parts: an
+    /// activation fused ops do not support, a pool with dilations or `auto_pad`, a matmul with a
+    /// pool. `addend_slot` is not read: which input is the addend follows from the op.
+    pub fn compose(&self) -> Option<Op> {
+        let (activation, activation_params) = match &self.activation {
+            None => (FusedActivation::Identity, vec![]),
+            Some(op) => FusedActivation::from_op(op)?,
+        };
+        match (&self.product, &self.pool) {
+            (Op::MatMul {}, None) => Some(Op::FusedMatMul {
+                activation,
+                activation_params,
+            }),
+            (
+                Op::Conv {
+                    strides,
+                    pads,
+                    dilations,
+                    group,
+                    auto_pad,
+                },
+                None,
+            ) => Some(Op::FusedConv {
+                strides: strides.clone(),
+                pads: pads.clone(),
+                dilations: dilations.clone(),
+                group: *group,
+                auto_pad: *auto_pad,
+                activation,
+                activation_params,
+            }),
+            (
+                Op::Conv {
+                    strides,
+                    pads,
+                    dilations,
+                    group,
+                    auto_pad,
+                },
+                Some(pool_op),
+            ) => {
+                let (
+                    pool,
+                    kernel_shape,
+                    pool_strides,
+                    pool_pads,
+                    pool_dilations,
+                    pool_auto_pad,
+                    ceil_mode,
+                    count_include_pad,
+                ) = match pool_op {
+                    Op::MaxPool {
+                        kernel_shape,
+                        strides,
+                        pads,
+                        dilations,
+                        auto_pad,
+                        ceil_mode,
+                    } => (
+                        PoolKind::Max,
+                        kernel_shape,
+                        strides,
+                        pads,
+                        dilations,
+                        auto_pad,
+                        ceil_mode,
+                        false,
+                    ),
+                    Op::AveragePool {
+                        kernel_shape,
+                        strides,
+                        pads,
+                        dilations,
+                        auto_pad,
+                        ceil_mode,
+                        count_include_pad,
+                    } => (
+                        PoolKind::Average,
+                        kernel_shape,
+                        strides,
+                        pads,
+                        dilations,
+                        auto_pad,
+                        ceil_mode,
+                        *count_include_pad,
+                    ),
+                    _ => return None,
+                };
+                if *pool_auto_pad != AutoPad::NotSet || pool_dilations.iter().any(|&d| d != 1) {
+                    return None;
+                }
+                Some(Op::ConvPool {
+                    strides: strides.clone(),
+                    pads: pads.clone(),
+                    dilations: dilations.clone(),
+                    group: *group,
+                    auto_pad: *auto_pad,
+                    activation,
+                    activation_params,
+                    pool,
+                    pool_kernel_shape: kernel_shape.clone(),
+                    pool_strides: pool_strides.clone(),
+                    pool_pads: pool_pads.clone(),
+                    pool_ceil_mode: *ceil_mode,
+                    count_include_pad,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// The attribute of a fused op that a part's attribute comes from (`kernel_shape` of the pool part
 /// is `pool_kernel_shape` of `conv_pool`), for error messages in the fused op's own terms.
 pub fn fused_attr_name(fused: &Op, part: &Op, attr: &'static str) -> &'static str {
@@ -235,6 +364,81 @@ pub fn fused_attr_name(fused: &Op, part: &Op, attr: &'static str) -> &'static st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_compose_back_into_the_fused_op() {
+        let conv_pool = Op::from_attrs(
+            "conv_pool",
+            vec![
+                ("strides".into(), crate::AttrValue::Ints(vec![2, 2])),
+                ("pads".into(), crate::AttrValue::Ints(vec![1, 1, 1, 1])),
+                ("activation".into(), crate::AttrValue::Ident("clip".into())),
+                (
+                    "activation_params".into(),
+                    crate::AttrValue::Floats32(vec![0.0, 6.0]),
+                ),
+                ("pool".into(), crate::AttrValue::Ident("average".into())),
+                (
+                    "pool_kernel_shape".into(),
+                    crate::AttrValue::Ints(vec![3, 3]),
+                ),
+                ("pool_strides".into(), crate::AttrValue::Ints(vec![2, 2])),
+                ("count_include_pad".into(), crate::AttrValue::Bool(true)),
+            ],
+        )
+        .unwrap();
+        let fused_conv = Op::FusedConv {
+            strides: vec![1, 1],
+            pads: vec![],
+            dilations: vec![2, 2],
+            group: 2,
+            auto_pad: AutoPad::NotSet,
+            activation: FusedActivation::LeakyRelu,
+            activation_params: vec![0.1],
+        };
+        let fused_matmul = Op::FusedMatMul {
+            activation: FusedActivation::GeluTanh,
+            activation_params: vec![],
+        };
+        for op in [conv_pool, fused_conv, fused_matmul] {
+            let parts = FusedParts::of(&op).unwrap();
+            assert_eq!(parts.compose().as_ref(), Some(&op), "{op:?}");
+        }
+        // A bare conv is its own parts, and composes to an identity-activated fused_conv.
+        let conv = Op::Conv {
+            strides: vec![],
+            pads: vec![],
+            dilations: vec![],
+            group: 1,
+            auto_pad: AutoPad::NotSet,
+        };
+        let parts = FusedParts::of(&conv).unwrap();
+        assert!(matches!(
+            parts.compose(),
+            Some(Op::FusedConv {
+                activation: FusedActivation::Identity,
+                ..
+            })
+        ));
+        // No fused op applies elu, or pools with dilations.
+        let with_elu = FusedParts {
+            activation: Some(Op::Elu { alpha: 1.0 }),
+            ..parts.clone()
+        };
+        assert_eq!(with_elu.compose(), None);
+        let dilated_pool = FusedParts {
+            pool: Some(Op::MaxPool {
+                kernel_shape: vec![2, 2],
+                strides: vec![],
+                pads: vec![],
+                dilations: vec![2, 2],
+                auto_pad: AutoPad::NotSet,
+                ceil_mode: false,
+            }),
+            ..parts
+        };
+        assert_eq!(dilated_pool.compose(), None);
+    }
 
     #[test]
     fn every_activation_round_trips_through_its_op() {

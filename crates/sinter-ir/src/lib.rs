@@ -16,6 +16,7 @@ mod buffer;
 pub mod dot;
 mod dtype;
 pub mod fused;
+pub use fused::FusedParts;
 pub mod geometry;
 mod graph;
 pub mod infer;

@@ -9,15 +9,18 @@
 //!   `fused_conv(.., activation = act)`. `act(conv + z)` therefore becomes one op with its residual;
 //! - `max_pool`/`average_pool` of a conv or of a fused conv without residual is `conv_pool`. Whether
 //!   it wins is the cost model's call: overlapping pool windows recompute conv outputs (see
-//!   `cost.rs`), so a 3x3/2 pool after a large conv usually stays separate.
+//!   `cost.rs`), and a conv whose output has other readers is then computed twice (DAG-aware
+//!   extraction weighs that).
 //!
-//! Each fused op means exactly its decomposition (`Op::fused_parts`), so these rewrites are exact.
+//! Fused ops are built with `FusedParts::compose` and mean exactly their decomposition
+//! (`Op::fused_parts`), the one definition inference, the interpreter and the lowering read, so these
+//! rewrites are exact by construction.
 
 use super::{rule, Match};
 use crate::analysis::GraphAnalysis;
 use crate::lang::ENode;
 use egg::{Id, Rewrite};
-use sinter_ir::{AutoPad, FusedActivation, Op, PoolKind};
+use sinter_ir::{FusedParts, Op};
 
 /// The activations a fused op can apply: (op name, whether the op has attributes).
 pub const ACTIVATIONS: &[(&str, bool)] = &[
@@ -32,17 +35,12 @@ pub const ACTIVATIONS: &[(&str, bool)] = &[
 
 /// The activation op matched by an activation pattern: its attributes variable `?act` if it has
 /// them, else the attribute-less op of `name`.
-pub fn matched_activation(
-    m: &Match,
-    name: &str,
-    has_attrs: bool,
-) -> Option<(FusedActivation, Vec<f32>)> {
-    let op = if has_attrs {
-        m.attrs("?act")?
+pub fn matched_activation(m: &Match, name: &str, has_attrs: bool) -> Option<Op> {
+    if has_attrs {
+        m.attrs("?act")
     } else {
-        Op::from_attrs(name, vec![]).ok()?
-    };
-    FusedActivation::from_op(&op)
+        Op::from_attrs(name, vec![]).ok()
+    }
 }
 
 /// The activation pattern `(name INNER ?act)` or `(name INNER)`.
@@ -54,61 +52,14 @@ pub fn activation_pattern(name: &str, has_attrs: bool, inner: &str) -> String {
     }
 }
 
-/// `fused_conv` with `conv`'s window attributes and the given activation.
-fn fused_conv_op(
-    conv: &Op,
-    activation: FusedActivation,
-    activation_params: Vec<f32>,
-) -> Option<Op> {
-    match conv {
-        Op::Conv {
-            strides,
-            pads,
-            dilations,
-            group,
-            auto_pad,
-        }
-        | Op::FusedConv {
-            strides,
-            pads,
-            dilations,
-            group,
-            auto_pad,
-            ..
-        } => Some(Op::FusedConv {
-            strides: strides.clone(),
-            pads: pads.clone(),
-            dilations: dilations.clone(),
-            group: *group,
-            auto_pad: *auto_pad,
-            activation,
-            activation_params,
-        }),
-        _ => None,
-    }
+/// The parts of the product bound to attributes variable `name`, if it has no activation and no
+/// pool yet (so an activation, a residual or a pool can still be added).
+pub fn bare_parts(m: &Match, name: &str) -> Option<FusedParts> {
+    let parts = FusedParts::of(&m.attrs(name)?)?;
+    (parts.activation.is_none() && parts.pool.is_none()).then_some(parts)
 }
 
-/// The activation of a `fused_conv`/`fused_matmul` op.
-pub fn fused_activation(op: &Op) -> Option<(FusedActivation, &[f32])> {
-    match op {
-        Op::FusedConv {
-            activation,
-            activation_params,
-            ..
-        }
-        | Op::FusedMatMul {
-            activation,
-            activation_params,
-        }
-        | Op::ConvPool {
-            activation,
-            activation_params,
-            ..
-        } => Some((*activation, activation_params)),
-        _ => None,
-    }
-}
-
+/// The class bound to `id` unless it is an absent input.
 pub fn present(m: &Match, id: Id) -> Option<Id> {
     m.egraph[id]
         .nodes
@@ -127,15 +78,15 @@ fn bias_add(m: &mut Match) -> Option<Id> {
     }
     let channels = out.shape.dims().get(1)?.as_static()?;
     // Aligned to the output's trailing axes: the channel axis is at `rank - out.rank() + 1`.
-    let channel_axis = (bias_ty.rank() + 1).checked_sub(out.rank());
+    let channel_axis = (bias_ty.rank() + 1).checked_sub(out.rank())?;
     let per_channel = bias_ty.shape.dims().iter().enumerate().all(|(idx, d)| {
-        if Some(idx) == channel_axis {
+        if idx == channel_axis {
             d.as_static() == Some(channels)
         } else {
             d.is_one()
         }
     });
-    if !per_channel || channel_axis.is_none() {
+    if !per_channel {
         return None;
     }
     let b = m.op_all(
@@ -149,23 +100,12 @@ fn bias_add(m: &mut Match) -> Option<Id> {
 }
 
 fn residual(m: &mut Match) -> Option<Id> {
-    let conv = m.attrs("?a")?;
-    let (activation, params) = match &conv {
-        Op::Conv { .. } => (FusedActivation::Identity, vec![]),
-        other => {
-            let (activation, params) = fused_activation(other)?;
-            (activation, params.to_vec())
-        }
-    };
-    if activation != FusedActivation::Identity {
-        return None;
-    }
-    let (x, w, b, z) = (m.var("?x"), m.var("?w"), m.var("?b"), m.var("?z"));
+    let op = bare_parts(m, "?a")?.compose()?;
+    let (x, w, z) = (m.var("?x"), m.var("?w"), m.var("?z"));
     if m.facts(z).is_const || m.facts(z).ty() != m.matched().ty() {
         return None;
     }
-    let op = fused_conv_op(&conv, activation, params)?;
-    let b = present(m, b);
+    let b = present(m, m.var("?b"));
     Some(m.op(op, &[Some(x), Some(w), b, Some(z)]))
 }
 
@@ -174,105 +114,26 @@ fn activation(
     has_attrs: bool,
 ) -> impl Fn(&mut Match) -> Option<Id> + Send + Sync {
     move |m: &mut Match| {
-        let (activation, params) = matched_activation(m, name, has_attrs)?;
-        let conv = m.attrs("?a")?;
-        if let Some((current, _)) = fused_activation(&conv) {
-            if current != FusedActivation::Identity {
-                return None;
-            }
-        }
-        let (x, w, b) = (m.var("?x"), m.var("?w"), m.var("?b"));
+        let mut parts = bare_parts(m, "?a")?;
+        parts.activation = Some(matched_activation(m, name, has_attrs)?);
+        let op = parts.compose()?;
+        let (x, w) = (m.var("?x"), m.var("?w"));
+        let b = present(m, m.var("?b"));
         let z = m.var_opt("?z").and_then(|z| present(m, z));
-        let b = present(m, b);
-        let op = fused_conv_op(&conv, activation, params)?;
         Some(m.op(op, &[Some(x), Some(w), b, z]))
     }
 }
 
-fn conv_pool(kind: PoolKind) -> impl Fn(&mut Match) -> Option<Id> + Send + Sync {
-    move |m: &mut Match| {
-        let conv = m.attrs("?a")?;
-        let (activation, activation_params) = match &conv {
-            Op::Conv { .. } => (FusedActivation::Identity, vec![]),
-            other => fused_activation(other).map(|(a, p)| (a, p.to_vec()))?,
-        };
-        let Some(Op::FusedConv {
-            strides,
-            pads,
-            dilations,
-            group,
-            auto_pad,
-            ..
-        }) = fused_conv_op(&conv, activation, activation_params.clone())
-        else {
-            return None;
-        };
-        let (
-            kernel_shape,
-            pool_strides,
-            pool_pads,
-            pool_dilations,
-            pool_auto_pad,
-            ceil_mode,
-            count_include_pad,
-        ) = match m.attrs("?pa")? {
-            Op::MaxPool {
-                kernel_shape,
-                strides,
-                pads,
-                dilations,
-                auto_pad,
-                ceil_mode,
-            } if kind == PoolKind::Max => (
-                kernel_shape,
-                strides,
-                pads,
-                dilations,
-                auto_pad,
-                ceil_mode,
-                false,
-            ),
-            Op::AveragePool {
-                kernel_shape,
-                strides,
-                pads,
-                dilations,
-                auto_pad,
-                ceil_mode,
-                count_include_pad,
-            } if kind == PoolKind::Average => (
-                kernel_shape,
-                strides,
-                pads,
-                dilations,
-                auto_pad,
-                ceil_mode,
-                count_include_pad,
-            ),
-            _ => return None,
-        };
-        if pool_auto_pad != AutoPad::NotSet || pool_dilations.iter().any(|&d| d != 1) {
-            return None;
-        }
-        let op = Op::ConvPool {
-            strides,
-            pads,
-            dilations,
-            group,
-            auto_pad,
-            activation,
-            activation_params,
-            pool: kind,
-            pool_kernel_shape: kernel_shape,
-            pool_strides,
-            pool_pads,
-            pool_ceil_mode: ceil_mode,
-            count_include_pad,
-        };
-        let (x, w, b) = (m.var("?x"), m.var("?w"), m.var("?b"));
-        let b = present(m, b);
-        Some(m.op(op, &[Some(x), Some(w), b]))
+fn conv_pool(m: &mut Match) -> Option<Id> {
+    let mut parts = FusedParts::of(&m.attrs("?a")?)?;
+    if parts.pool.is_some() {
+        return None;
     }
+    parts.pool = Some(m.attrs("?pa")?);
+    let op = parts.compose()?;
+    let (x, w) = (m.var("?x"), m.var("?w"));
+    let b = present(m, m.var("?b"));
+    Some(m.op(op, &[Some(x), Some(w), b]))
 }
 
 pub fn rules() -> Vec<Rewrite<ENode, GraphAnalysis>> {
@@ -306,24 +167,16 @@ pub fn rules() -> Vec<Rewrite<ENode, GraphAnalysis>> {
             activation(name, has_attrs),
         ));
     }
-    for (pool, kind) in [
-        ("max_pool", PoolKind::Max),
-        ("average_pool", PoolKind::Average),
-    ] {
-        let short = if kind == PoolKind::Max {
-            "max"
-        } else {
-            "average"
-        };
+    for (pool, short) in [("max_pool", "max"), ("average_pool", "average")] {
         rules.push(rule(
             &format!("conv-{short}-pool"),
             &format!("({pool} {conv} ?pa)"),
-            conv_pool(kind),
+            conv_pool,
         ));
         rules.push(rule(
             &format!("fused-conv-{short}-pool"),
             &format!("({pool} {fused_no_residual} ?pa)"),
-            conv_pool(kind),
+            conv_pool,
         ));
     }
     rules

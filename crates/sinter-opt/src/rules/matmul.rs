@@ -9,12 +9,12 @@
 //!   `fused_matmul(a, b', c, act)`, where `b'` is `b` or, for `trans_b`, `transpose(b)`: a weight-only
 //!   node when `b` is a constant, so it is folded once after extraction.
 
-use super::conv::{activation_pattern, fused_activation, matched_activation, present, ACTIVATIONS};
+use super::conv::{activation_pattern, bare_parts, matched_activation, present, ACTIVATIONS};
 use super::{rule, Match};
 use crate::analysis::GraphAnalysis;
 use crate::lang::ENode;
 use egg::{Id, Rewrite};
-use sinter_ir::{FusedActivation, Op};
+use sinter_ir::{FusedActivation, FusedParts, Op};
 
 fn bias(m: &mut Match) -> Option<Id> {
     let (a, b, bias) = (m.var("?a"), m.var("?b"), m.var("?bias"));
@@ -33,19 +33,14 @@ fn matmul_activation(
     has_attrs: bool,
 ) -> impl Fn(&mut Match) -> Option<Id> + Send + Sync {
     move |m: &mut Match| {
-        let (activation, activation_params) = matched_activation(m, name, has_attrs)?;
-        if let Some(fa) = m.var_opt("?fa") {
-            let op = m.attrs_of(fa)?;
-            if fused_activation(&op)?.0 != FusedActivation::Identity {
-                return None;
-            }
-        }
+        let mut parts = match m.var_opt("?fa") {
+            Some(_) => bare_parts(m, "?fa")?,
+            None => FusedParts::of(&Op::MatMul {})?,
+        };
+        parts.activation = Some(matched_activation(m, name, has_attrs)?);
+        let op = parts.compose()?;
         let (a, b) = (m.var("?a"), m.var("?b"));
         let bias = m.var_opt("?bias").and_then(|id| present(m, id));
-        let op = Op::FusedMatMul {
-            activation,
-            activation_params,
-        };
         Some(m.op(op, &[Some(a), Some(b), bias]))
     }
 }
@@ -55,7 +50,6 @@ fn gemm_activation(
     has_attrs: bool,
 ) -> impl Fn(&mut Match) -> Option<Id> + Send + Sync {
     move |m: &mut Match| {
-        let (activation, activation_params) = matched_activation(m, name, has_attrs)?;
         let Op::Gemm {
             alpha: 1.0,
             beta: 1.0,
@@ -65,6 +59,9 @@ fn gemm_activation(
         else {
             return None;
         };
+        let mut parts = FusedParts::of(&Op::MatMul {})?;
+        parts.activation = Some(matched_activation(m, name, has_attrs)?);
+        let op = parts.compose()?;
         let (a, b) = (m.var("?a"), m.var("?b"));
         if !m.facts(b).is_const {
             return None;
@@ -75,10 +72,6 @@ fn gemm_activation(
             b
         };
         let c = present(m, m.var("?c"));
-        let op = Op::FusedMatMul {
-            activation,
-            activation_params,
-        };
         Some(m.op(op, &[Some(a), Some(b), c]))
     }
 }
