@@ -840,17 +840,23 @@ fn the_optimized_stage_prints_the_fused_graph_with_stats_and_explanations() {
     let text = stdout(&output);
     sinter_ir::parse_graph(&text, &sinter_ir::ParseOptions::default())
         .unwrap_or_else(|err| panic!("{err}\n{text}"));
-    // Both causal attention blocks become one attention op each, and the tanh GELU is recognised.
+    // Both causal attention blocks become one attention op each, and the tanh GELU is recognised
+    // and fused into the MLP's matmul.
     assert_eq!(text.matches("= attention(").count(), 2, "{text}");
     assert_eq!(text.matches("causal=true").count(), 2, "{text}");
-    assert_eq!(text.matches("= gelu(").count(), 2, "{text}");
+    assert_eq!(text.matches("activation=gelu_tanh").count(), 2, "{text}");
     assert!(!text.contains("= softmax("), "{text}");
     assert!(text.contains(";   attention: 0 -> 2"), "{text}");
     assert!(text.contains(";   attention-causal: "), "{text}");
     assert!(text.contains("; phase fuse: "), "{text}");
+    let mlp = text
+        .lines()
+        .find(|line| line.contains("at `/blocks/blocks.0/mlp/mlp.1/Mul_5`"))
+        .unwrap_or_else(|| panic!("no explanation of the first MLP: {text}"));
     assert!(
-        text.contains(";   gelu <- gelu-tanh-half-x-gate at `/blocks/blocks.0/mlp/mlp.1/Mul_5`"),
-        "{text}"
+        mlp.starts_with(";   fused_matmul <- fused-matmul-gelu at ")
+            && mlp.contains("gelu-tanh-half-x-gate"),
+        "{mlp}"
     );
 }
 
@@ -910,16 +916,43 @@ fn compiled_stages_print_every_kernel() {
     let text = stdout(&loops);
     assert!(text.contains("B0: f32[2,1,28,28] input image"), "{text}");
     let n_kernels = text.matches("  call (").count();
-    assert!(
-        n_kernels >= 10,
-        "LeNet lowers to at least 10 kernels: {text}"
-    );
     assert!(text.contains("vectorize 4"), "{text}");
+    // Without the optimizer every conv, pool and dense layer is its own kernel; with it the
+    // conv+relu+pool blocks are conv_pool kernels, so there are fewer.
+    let unoptimized = sinter(&[
+        "dump",
+        LENET,
+        "--stage",
+        "loops",
+        "--dim",
+        "batch=2",
+        "--threads",
+        "1",
+        "--no-opt",
+    ]);
+    assert_exit(&unoptimized, 0);
+    let unoptimized = stdout(&unoptimized);
+    let n_unoptimized = unoptimized.matches("  call (").count();
+    assert!(
+        n_unoptimized >= 10,
+        "LeNet lowers to at least 10 kernels: {unoptimized}"
+    );
+    assert!(n_kernels < n_unoptimized, "{text}");
+    assert!(text.contains("scratch.conv_pool"), "{text}");
+    // The clif and asm stages at their defaults (batch 1, every core) print one entry per kernel of
+    // the loops stage at the same defaults.
+    let defaults = sinter(&["dump", LENET, "--stage", "loops"]);
+    assert_exit(&defaults, 0);
+    let n_default_kernels = stdout(&defaults).matches("  call (").count();
     for (stage, marker) in [("clif", "function "), ("asm", "ret")] {
         let output = sinter(&["dump", LENET, "--stage", stage]);
         assert_exit(&output, 0);
         let text = stdout(&output);
-        assert_eq!(text.matches("; kernel ").count(), n_kernels, "{stage}");
+        assert_eq!(
+            text.matches("; kernel ").count(),
+            n_default_kernels,
+            "{stage}"
+        );
         assert!(text.contains(marker), "{stage}: {text}");
         assert!(text.contains("; `batch` = 1"), "{stage}");
     }

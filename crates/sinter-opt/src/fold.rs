@@ -43,10 +43,15 @@ pub fn fold_weight_only(graph: &mut Graph) -> Result<usize, OptError> {
             node: node.describe(),
             message: err.to_string(),
         })?;
-        let stem = node
-            .label
-            .clone()
-            .unwrap_or_else(|| format!("{}_folded", op.name()));
+        // Named after the first constant operand (`fc1.weight.folded` for its transpose).
+        let stem = inputs
+            .iter()
+            .flatten()
+            .find_map(|value| match &graph.node(value.node).kind {
+                NodeKind::Const { name, .. } => Some(format!("{name}.folded")),
+                _ => None,
+            })
+            .unwrap_or_else(|| format!("{}.folded", op.name()));
         let mut replacements = Vec::new();
         for (port, tensor) in outputs.into_iter().enumerate() {
             let name = graph.fresh_const_name(&stem);

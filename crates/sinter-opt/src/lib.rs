@@ -110,7 +110,11 @@ pub struct Explanation {
     pub op: String,
     /// The node's label in the optimized graph (the source node it replaces).
     pub label: String,
+    /// The rule that built the node.
     pub rule: String,
+    /// Every rule that matched at the node's class, in the order they fired (the recognitions and
+    /// fusions that led to the node: `gelu-tanh-...`, then `fused-matmul-gelu`).
+    pub rewrites: Vec<String>,
 }
 
 /// What an optimizer run did.
@@ -262,10 +266,15 @@ pub fn optimize(graph: Graph, options: &OptimizeOptions) -> Result<Optimized, Op
 /// The rule behind every extracted op node that a rule built, in class order.
 fn explain(egraph: &Egraph, choice: &std::collections::HashMap<Id, ENode>) -> Vec<Explanation> {
     let mut built_by: std::collections::HashMap<ENode, &str> = std::collections::HashMap::new();
+    let mut rewrites: std::collections::HashMap<Id, Vec<String>> = std::collections::HashMap::new();
     for record in &egraph.analysis.provenance {
         let node = record.node.clone();
         let node = egg::Language::map_children(node, |c| egraph.find(c));
         built_by.entry(node).or_insert(record.rule.as_str());
+        let at = rewrites.entry(egraph.find(record.matched)).or_default();
+        if !at.contains(&record.rule) {
+            at.push(record.rule.clone());
+        }
     }
     let mut classes: Vec<&Id> = choice.keys().collect();
     classes.sort();
@@ -285,6 +294,7 @@ fn explain(egraph: &Egraph, choice: &std::collections::HashMap<Id, ENode>) -> Ve
                 op: name.to_string(),
                 label,
                 rule: rule.to_string(),
+                rewrites: rewrites.get(class).cloned().unwrap_or_default(),
             })
         })
         .collect()

@@ -181,13 +181,16 @@ fn write_stats(
 fn write_explanations(out: &mut impl Write, report: &sinter_opt::OptimizeReport) -> Result<()> {
     writeln!(
         out,
-        "; rewritten nodes (op <- rule, at the source node it replaces):"
+        "; rewritten nodes (op <- rule, at the source node it replaces; every rule that rewrote it):"
     )?;
     for explanation in &report.explanations {
         writeln!(
             out,
-            ";   {} <- {} at `{}`",
-            explanation.op, explanation.rule, explanation.label
+            ";   {} <- {} at `{}` ({})",
+            explanation.op,
+            explanation.rule,
+            explanation.label,
+            explanation.rewrites.join(", ")
         )?;
     }
     Ok(())
