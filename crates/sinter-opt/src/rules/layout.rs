@@ -132,3 +132,19 @@ pub fn rules() -> Vec<Rewrite<ENode, GraphAnalysis>> {
     }
     rules
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permutations_are_explicit_and_reversal_by_default() {
+        let perm = |p: Vec<i64>| Op::Transpose { perm: p };
+        assert_eq!(permutation(&perm(vec![]), 3), Some(vec![2, 1, 0]));
+        assert_eq!(permutation(&perm(vec![0, 2, 1]), 3), Some(vec![0, 2, 1]));
+        assert_eq!(permutation(&perm(vec![-1, 0]), 2), None);
+        assert_eq!(permutation(&Op::Relu {}, 2), None);
+        assert!(is_identity(&[0, 1, 2]));
+        assert!(!is_identity(&[1, 0]));
+    }
+}

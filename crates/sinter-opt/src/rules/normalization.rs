@@ -225,3 +225,31 @@ pub fn rules() -> Vec<Rewrite<ENode, GraphAnalysis>> {
         ),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reduce_mean(axes: Vec<i64>, keepdims: bool) -> Op {
+        Op::ReduceMean {
+            axes,
+            keepdims,
+            noop_with_empty_axes: false,
+        }
+    }
+
+    #[test]
+    fn trailing_axis_accepts_exactly_the_trailing_axes() {
+        assert_eq!(trailing_axis(&reduce_mean(vec![-1], true), 3), Some(-1));
+        assert_eq!(trailing_axis(&reduce_mean(vec![2], true), 3), Some(-1));
+        assert_eq!(trailing_axis(&reduce_mean(vec![-1, 1], true), 3), Some(-2));
+        // Not trailing, a gap, no keepdims, empty axes (= all axes, but not written as such).
+        assert_eq!(trailing_axis(&reduce_mean(vec![1], true), 3), None);
+        assert_eq!(trailing_axis(&reduce_mean(vec![0, 2], true), 3), None);
+        assert_eq!(trailing_axis(&reduce_mean(vec![-1], false), 3), None);
+        assert_eq!(trailing_axis(&reduce_mean(vec![], true), 3), None);
+        // Out of range.
+        assert_eq!(trailing_axis(&reduce_mean(vec![3], true), 3), None);
+        assert_eq!(trailing_axis(&Op::Relu {}, 3), None);
+    }
+}
