@@ -9,10 +9,11 @@
 //! the optimized graph computes what the original does (rtol 1e-4 / atol 1e-5, seeded inputs).
 //! The full-size graphs are timed by `benches/opt.rs` with the same builders.
 
+mod common;
 #[path = "../benches/support/models.rs"]
 mod models;
 
-use sinter::ir::{FusedActivation, Graph, NodeKind, Op};
+use sinter::ir::{Graph, NodeKind, Op};
 use sinter::opt::{optimize, OptimizeOptions, Optimized};
 use sinter::reference::compare::{compare, Tolerance};
 use std::collections::{BTreeMap, HashMap};
@@ -21,29 +22,6 @@ const TOLERANCE: Tolerance = Tolerance {
     rtol: 1e-4,
     atol: 1e-5,
 };
-
-/// How many nodes of each op the graph has, plus `act:NAME`: how often activation NAME is computed,
-/// as its own op or inside a fused op (the optimizer fuses activations into convs and matmuls).
-fn op_counts(graph: &Graph) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for id in graph.node_ids() {
-        let Some(op) = graph.node(id).op() else {
-            continue;
-        };
-        *counts.entry(op.name().to_string()).or_default() += 1;
-        let activation = match op {
-            Op::FusedConv { activation, .. }
-            | Op::FusedMatMul { activation, .. }
-            | Op::ConvPool { activation, .. } => Some(activation.name()),
-            Op::Gelu { .. } => Some("gelu"),
-            other => FusedActivation::from_op(other).map(|(a, _)| a.name()),
-        };
-        if let Some(name) = activation {
-            *counts.entry(format!("act:{name}")).or_default() += 1;
-        }
-    }
-    counts
-}
 
 fn count(counts: &BTreeMap<String, usize>, op: &str) -> usize {
     counts.get(op).copied().unwrap_or(0)
@@ -86,7 +64,7 @@ fn assert_same_outputs(original: &Graph, optimized: &Graph, seed: u64) {
 fn resnet50_folds_every_batch_norm() {
     // Channels / 16 (4..128 instead of 64..2048), 32x32 images: the topology of the real model.
     let graph = models::resnet50(16, 32);
-    let before = op_counts(&graph);
+    let before = common::op_counts(&graph);
     assert_eq!(count(&before, "conv"), 53, "{before:?}");
     assert_eq!(count(&before, "batch_norm"), 53, "{before:?}");
     assert_eq!(count(&before, "add"), 16, "{before:?}");
@@ -94,7 +72,7 @@ fn resnet50_folds_every_batch_norm() {
     assert_eq!(count(&before, "relu"), 49, "{before:?}");
 
     let result = optimized(&graph);
-    let after = op_counts(&result.graph);
+    let after = common::op_counts(&result.graph);
     assert_eq!(count(&after, "batch_norm"), 0, "{after:?}");
     // Every relu is still computed, fused or not.
     assert_eq!(count(&after, "act:relu"), 49, "{after:?}");
@@ -128,13 +106,13 @@ fn bert_recognises_every_attention_layer_norm_and_gelu() {
     // 12 layers of hidden 32 (4 heads of 8), MLP 64, sequence 8.
     let (layers, hidden, heads) = (12, 32, 4);
     let graph = models::bert(layers, hidden, heads, 64, 8);
-    let before = op_counts(&graph);
+    let before = common::op_counts(&graph);
     assert_eq!(count(&before, "softmax"), layers, "{before:?}");
     assert_eq!(count(&before, "erf"), layers, "{before:?}");
     assert_eq!(count(&before, "sqrt"), 2 * layers + 1, "{before:?}");
 
     let result = optimized(&graph);
-    let after = op_counts(&result.graph);
+    let after = common::op_counts(&result.graph);
     assert_eq!(count(&after, "attention"), layers, "{after:?}");
     assert_eq!(count(&after, "layer_norm"), 2 * layers + 1, "{after:?}");
     assert_eq!(count(&after, "act:gelu"), layers, "{after:?}");

@@ -10,9 +10,7 @@
 
 mod common;
 
-use sinter::ir::{FusedActivation, Graph, Op};
 use sinter::opt::{optimize, OptimizeOptions};
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// What the optimized graph must contain, per fixture (both exports of a model share a row).
@@ -98,41 +96,6 @@ const TARGETS: &[(&str, &[(&str, usize)])] = &[
     ("mlp_bn", &[("batch_norm", 0), ("relu", 0), ("act:relu", 2)]),
 ];
 
-fn op_counts(graph: &Graph) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for id in graph.node_ids() {
-        let Some(op) = graph.node(id).op() else {
-            continue;
-        };
-        *counts.entry(op.name().to_string()).or_default() += 1;
-        let activation = match op {
-            Op::FusedConv { activation, .. }
-            | Op::FusedMatMul { activation, .. }
-            | Op::ConvPool { activation, .. } => Some(activation.name()),
-            Op::Gelu { .. } => Some("gelu"),
-            other => FusedActivation::from_op(other).map(|(a, _)| a.name()),
-        };
-        if let Some(name) = activation {
-            let name = if name == "gelu_tanh" { "gelu" } else { name };
-            *counts.entry(format!("act:{name}")).or_default() += 1;
-        }
-        if let Op::Attention {
-            causal,
-            q_num_heads,
-            ..
-        } = op
-        {
-            if *causal {
-                *counts.entry("attention+causal".into()).or_default() += 1;
-            }
-            if *q_num_heads > 0 {
-                *counts.entry("attention+heads".into()).or_default() += 1;
-            }
-        }
-    }
-    counts
-}
-
 #[test]
 fn every_fusion_fires_on_the_real_model_fixtures() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models");
@@ -154,7 +117,7 @@ fn every_fusion_fires_on_the_real_model_fixtures() {
                 report.conflicts
             );
             assert!(!report.hit_node_limit(), "{name}: {:?}", report.phases);
-            let counts = op_counts(&optimized.graph);
+            let counts = common::op_counts(&optimized.graph);
             for (op, expected) in *targets {
                 let actual = counts.get(*op).copied().unwrap_or(0);
                 if actual != *expected {

@@ -418,3 +418,42 @@ pub fn check_data_set(
         Err(format!("numeric mismatch: {}", problems.join("; ")))
     }
 }
+
+/// How many nodes of each op `graph` has, plus derived counts for the optimizer's targets:
+/// `attention+causal` (causal attention ops), `attention+heads` (attention on unsplit operands, with
+/// head counts) and `act:NAME`, how often activation NAME is computed, as its own op or inside a
+/// fused op (`act:gelu` includes the tanh form).
+pub fn op_counts(graph: &sinter_ir::Graph) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for id in graph.node_ids() {
+        let Some(op) = graph.node(id).op() else {
+            continue;
+        };
+        *counts.entry(op.name().to_string()).or_default() += 1;
+        let activation = match op {
+            sinter_ir::Op::FusedConv { activation, .. }
+            | sinter_ir::Op::FusedMatMul { activation, .. }
+            | sinter_ir::Op::ConvPool { activation, .. } => Some(activation.name()),
+            sinter_ir::Op::Gelu { .. } => Some("gelu"),
+            other => sinter_ir::FusedActivation::from_op(other).map(|(a, _)| a.name()),
+        };
+        if let Some(name) = activation {
+            let name = if name == "gelu_tanh" { "gelu" } else { name };
+            *counts.entry(format!("act:{name}")).or_default() += 1;
+        }
+        if let sinter_ir::Op::Attention {
+            causal,
+            q_num_heads,
+            ..
+        } = op
+        {
+            if *causal {
+                *counts.entry("attention+causal".into()).or_default() += 1;
+            }
+            if *q_num_heads > 0 {
+                *counts.entry("attention+heads".into()).or_default() += 1;
+            }
+        }
+    }
+    counts
+}
