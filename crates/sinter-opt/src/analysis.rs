@@ -131,18 +131,35 @@ impl GraphAnalysis {
         }
         idx
     }
+}
 
-    /// The op an op node stands for: its interned op, or the attribute-less op of its name.
-    pub fn op_of(&self, egraph: &Egraph, node: &ENode) -> Option<Op> {
-        let name = node.op_name()?;
-        match node.attrs_child() {
-            Some(attrs) => {
-                let id = egraph[attrs].data.attrs?;
-                Some(self.ops[id.0 as usize].clone())
-            }
-            None => Op::from_attrs(name, vec![]).ok(),
+/// The op an op node of `egraph` stands for: its interned op, or the attribute-less op of its name.
+pub fn op_of(egraph: &Egraph, node: &ENode) -> Option<Op> {
+    let name = node.op_name()?;
+    match node.attrs_child() {
+        Some(attrs) => {
+            let id = egraph[attrs].data.attrs?;
+            Some(egraph.analysis.ops[id.0 as usize].clone())
         }
+        None => Op::from_attrs(name, vec![]).ok(),
     }
+}
+
+/// Drops trailing absent inputs (keeping at least one slot): they are not inputs at all for
+/// inference, evaluation or the graph.
+pub fn trim_trailing_absent<T>(slots: &mut Vec<Option<T>>) {
+    while slots.len() > 1 && slots.last().is_some_and(Option::is_none) {
+        slots.pop();
+    }
+}
+
+/// `op` evaluated by the reference interpreter on `args` (`None` for absent inputs), or `None` if
+/// it fails or has more than one output.
+fn evaluate(op: &Op, mut args: Vec<Option<Arc<Tensor>>>) -> Option<Arc<Tensor>> {
+    trim_trailing_absent(&mut args);
+    let refs: Vec<Option<&Tensor>> = args.iter().map(|a| a.as_deref()).collect();
+    let mut outputs = sinter_ref::eval_op(op, &refs).ok()?;
+    (outputs.len() == 1).then(|| Arc::new(outputs.pop().expect("one output")))
 }
 
 /// The single value every element of `tensor` has, if there is one.
@@ -162,7 +179,7 @@ fn splat_value(tensor: &Tensor) -> Option<f64> {
 
 fn op_facts(egraph: &mut Egraph, enode: &ENode) -> Facts {
     let name = enode.op_name().expect("an op node");
-    let Some(op) = egraph.analysis.op_of(egraph, enode) else {
+    let Some(op) = op_of(egraph, enode) else {
         egraph
             .analysis
             .conflicts
@@ -177,10 +194,7 @@ fn op_facts(egraph: &mut Egraph, enode: &ENode) -> Facts {
         is_const &= facts.is_const;
         input_types.push(facts.ty().cloned());
     }
-    // Trailing absent inputs are not inputs at all for inference and evaluation.
-    while input_types.len() > 1 && input_types.last().is_some_and(Option::is_none) {
-        input_types.pop();
-    }
+    trim_trailing_absent(&mut input_types);
     let refs: Vec<Option<&TensorType>> = input_types.iter().map(Option::as_ref).collect();
     let types = match sinter_ir::infer_types(&op, &refs) {
         Ok(types) => types,
@@ -209,17 +223,17 @@ fn op_facts(egraph: &mut Egraph, enode: &ENode) -> Facts {
         })
     });
     let value = if is_const && small && small_inputs {
-        let args: Option<Vec<Option<&Tensor>>> = inputs[..input_types.len()]
+        let args: Option<Vec<Option<Arc<Tensor>>>> = inputs
             .iter()
-            .zip(&input_types)
-            .map(|(&child, ty)| match ty {
-                None => Some(None),
-                Some(_) => egraph[child].data.value.as_deref().map(Some),
+            .map(|&child| {
+                let facts = &egraph[child].data;
+                match facts.ty() {
+                    None => Some(None),
+                    Some(_) => facts.value.clone().map(Some),
+                }
             })
             .collect();
-        args.and_then(|args| sinter_ref::eval_op(&op, &args).ok())
-            .and_then(|mut out| out.pop())
-            .map(Arc::new)
+        args.and_then(|args| evaluate(&op, args))
     } else {
         None
     };
@@ -345,7 +359,7 @@ pub fn const_value(egraph: &mut Egraph, id: Id) -> Option<Arc<Tensor>> {
             .cloned()
             .collect();
         for node in nodes {
-            let Some(op) = egraph.analysis.op_of(egraph, &node) else {
+            let Some(op) = op_of(egraph, &node) else {
                 continue;
             };
             let mut args: Vec<Option<Arc<Tensor>>> = Vec::new();
@@ -366,15 +380,7 @@ pub fn const_value(egraph: &mut Egraph, id: Id) -> Option<Arc<Tensor>> {
             if !ok {
                 continue;
             }
-            while args.len() > 1 && args.last().is_some_and(Option::is_none) {
-                args.pop();
-            }
-            let refs: Vec<Option<&Tensor>> = args.iter().map(|a| a.as_deref()).collect();
-            if let Some(value) = sinter_ref::eval_op(&op, &refs)
-                .ok()
-                .and_then(|mut out| out.pop())
-            {
-                let value = Arc::new(value);
+            if let Some(value) = evaluate(&op, args) {
                 let facts = &mut egraph[id].data;
                 facts.scalar = splat_value(&value);
                 facts.value = Some(Arc::clone(&value));

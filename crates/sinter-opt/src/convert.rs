@@ -266,7 +266,7 @@ fn build_graph(
                     Value::new(parent.node, *port)
                 }
                 ENode::Op { .. } => {
-                    let op = analysis.op_of(egraph, node).ok_or_else(|| {
+                    let op = crate::analysis::op_of(egraph, node).ok_or_else(|| {
                         OptError::Malformed(format!(
                             "class {class} has an op node without attributes"
                         ))
@@ -276,9 +276,7 @@ fn build_graph(
                         .iter()
                         .map(|&child| node_of.get(&egraph.find(child)).copied())
                         .collect();
-                    while inputs.last().is_some_and(Option::is_none) {
-                        inputs.pop();
-                    }
+                    crate::analysis::trim_trailing_absent(&mut inputs);
                     let facts = &egraph[class].data;
                     let label = facts.origin.as_deref().map(str::to_string);
                     let id: NodeId = graph

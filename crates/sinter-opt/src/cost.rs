@@ -82,10 +82,9 @@ fn flops(op: &Op, inputs: &[Option<&TensorType>], outputs: &[TensorType]) -> f64
             let stride = pool_strides.first().copied().unwrap_or(1).max(1) as f64;
             let row_overlap = (kernel / stride).max(1.0);
             let window: f64 = pool_kernel_shape.iter().map(|&k| k.max(1) as f64).product();
-            let strides: f64 = pool_kernel_shape
-                .iter()
-                .enumerate()
-                .map(|(idx, _)| pool_strides.get(idx).copied().unwrap_or(1).max(1) as f64)
+            // Strides default to 1 per spatial axis.
+            let strides: f64 = (0..pool_kernel_shape.len())
+                .map(|idx| pool_strides.get(idx).copied().unwrap_or(1).max(1) as f64)
                 .product();
             // Conv outputs per pooled output: the window, shrunk by the strides where windows
             // overlap (each conv output then feeds several pooled outputs).
@@ -151,7 +150,7 @@ pub fn node_cost(egraph: &Egraph, class: &Facts, node: &ENode) -> f64 {
     if class.is_const {
         return FREE;
     }
-    let Some(op) = egraph.analysis.op_of(egraph, node) else {
+    let Some(op) = crate::analysis::op_of(egraph, node) else {
         return f64::INFINITY;
     };
     if is_view(&op) {

@@ -153,6 +153,18 @@ fn dag_cost(costs: &Costs, selection: &[usize], roots: &[usize]) -> Option<(f64,
     Some((total, order))
 }
 
+/// The DAG cost of choosing every class's first node: before saturation, when each class has one
+/// node, the cost of the input graph.
+pub fn first_nodes_cost(egraph: &Egraph, roots: &[Id]) -> f64 {
+    let costs = Costs::new(egraph);
+    let roots: Vec<usize> = roots
+        .iter()
+        .map(|r| costs.index[&egraph.find(*r)])
+        .collect();
+    let selection = vec![0; costs.classes.len()];
+    dag_cost(&costs, &selection, &roots).map_or(f64::INFINITY, |(cost, _)| cost)
+}
+
 /// Extracts the cheapest graph computing `roots`.
 pub fn extract(egraph: &Egraph, roots: &[Id]) -> Result<Extraction, OptError> {
     let costs = Costs::new(egraph);

@@ -164,30 +164,6 @@ fn stop_reason_text(reason: &Option<StopReason>) -> (String, bool) {
     }
 }
 
-/// The DAG cost of the input graph: every class's original (first) node.
-fn original_cost(egraph: &Egraph, roots: &[Id]) -> f64 {
-    let choice = egraph
-        .classes()
-        .map(|c| (c.id, c.nodes[0].clone()))
-        .collect::<std::collections::HashMap<_, _>>();
-    let mut seen = std::collections::HashSet::new();
-    let mut stack: Vec<Id> = roots.iter().map(|r| egraph.find(*r)).collect();
-    let mut total = 0.0;
-    while let Some(id) = stack.pop() {
-        if !seen.insert(id) {
-            continue;
-        }
-        let node = &choice[&id];
-        total += cost::node_cost(egraph, &egraph[id].data, node);
-        stack.extend(
-            egg::Language::children(node)
-                .iter()
-                .map(|c| egraph.find(*c)),
-        );
-    }
-    total
-}
-
 /// Optimizes `graph`: saturates with every rule, extracts the cheapest equivalent graph, and folds
 /// weight-only subgraphs. The graph is taken by value so that its weights move through the
 /// optimizer without being copied.
@@ -197,7 +173,7 @@ pub fn optimize(graph: Graph, options: &OptimizeOptions) -> Result<Optimized, Op
     let conversion_time = started.elapsed();
     let roots: Vec<Id> = problem.roots.iter().map(|(_, id)| *id).collect();
     let mut report = OptimizeReport {
-        cost_before: original_cost(&problem.egraph, &roots),
+        cost_before: extract::first_nodes_cost(&problem.egraph, &roots),
         ..OptimizeReport::default()
     };
     for phase in Phase::ALL {

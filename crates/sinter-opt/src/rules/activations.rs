@@ -15,17 +15,7 @@ use super::{close, rule, Match};
 use crate::analysis::GraphAnalysis;
 use crate::lang::ENode;
 use egg::{Id, Rewrite};
-use sinter_ir::{GeluApprox, Op, Tensor};
-
-/// `x * s` with `s` a new scalar weight of `x`'s dtype (f32 or f64).
-pub fn scalar_weight(m: &mut Match, stem: &str, x: Id, value: f64) -> Option<Id> {
-    let tensor = match m.facts(x).ty()?.dtype {
-        sinter_ir::DType::F32 => Tensor::scalar(value as f32),
-        sinter_ir::DType::F64 => Tensor::scalar(value),
-        _ => return None,
-    };
-    Some(m.weight(stem, tensor))
-}
+use sinter_ir::{GeluApprox, Op};
 
 fn div_to_mul(m: &mut Match) -> Option<Id> {
     let c = m.scalar("?c")?;
@@ -33,7 +23,7 @@ fn div_to_mul(m: &mut Match) -> Option<Id> {
     if c == 0.0 || !m.facts(x).ty()?.dtype.is_float() || !m.facts(m.var("?c")).is_const {
         return None;
     }
-    let reciprocal = scalar_weight(m, "reciprocal", x, 1.0 / c)?;
+    let reciprocal = m.scalar_like("reciprocal", x, 1.0 / c)?;
     Some(m.op_all(Op::Mul {}, &[x, reciprocal]))
 }
 
@@ -42,7 +32,7 @@ fn cube(m: &mut Match) -> Option<Id> {
     if !m.facts(x).ty()?.dtype.is_float() {
         return None;
     }
-    let three = scalar_weight(m, "three", x, 3.0)?;
+    let three = m.scalar_like("three", x, 3.0)?;
     Some(m.op_all(Op::Pow {}, &[x, three]))
 }
 

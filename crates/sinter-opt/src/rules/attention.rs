@@ -22,13 +22,12 @@
 //! Batched 3-d chains (`[batch * heads, seq, head_dim]`, `nn.MultiheadAttention`'s layout) become a
 //! 4-d attention with a leading 1, wrapped in views.
 
-use super::activations::scalar_weight;
-use super::layout::permutation;
+use super::layout::{permutation, reshape_to};
 use super::{rule, Match};
 use crate::analysis::GraphAnalysis;
 use crate::lang::ENode;
 use egg::{Id, Rewrite};
-use sinter_ir::{DType, Dim, Op, Tensor};
+use sinter_ir::{DType, Dim, Op, Shape, Tensor};
 
 /// Masked scores at or below this are `-inf` for every purpose of softmax in f32.
 const MASKED: f64 = -1e30;
@@ -53,7 +52,7 @@ fn hoist_scale(m: &mut Match) -> Option<Id> {
 fn merge_scales(m: &mut Match) -> Option<Id> {
     let c = scalar_const(m, "?c1")? * scalar_const(m, "?c2")?;
     let x = m.var("?x");
-    let c = scalar_weight(m, "scale", x, c)?;
+    let c = m.scalar_like("scale", x, c)?;
     Some(m.op_all(Op::Mul {}, &[x, c]))
 }
 
@@ -66,7 +65,7 @@ fn where_to_additive(fill_first: bool) -> impl Fn(&mut Match) -> Option<Id> + Se
             return None;
         }
         let (c, fill, s) = (m.var("?c"), m.var("?fill"), m.var("?s"));
-        let zero = scalar_weight(m, "zero", s, 0.0)?;
+        let zero = m.scalar_like("zero", s, 0.0)?;
         let mask = if fill_first {
             m.op_all(Op::Where {}, &[c, fill, zero])
         } else {
@@ -80,22 +79,9 @@ fn where_to_additive(fill_first: bool) -> impl Fn(&mut Match) -> Option<Id> + Se
 
 /// `[1, ..dims]`: a leading 1 added with a reshape, for a 3-d operand of a batched chain.
 fn with_leading_one(m: &mut Match, x: Id) -> Option<Id> {
-    let ty = m.facts(x).ty()?.clone();
-    let mut shape = vec![1i64];
-    for (idx, d) in ty.shape.dims().iter().enumerate() {
-        shape.push(match d {
-            Dim::Static(n) => i64::try_from(*n).ok()?,
-            Dim::Sym(_) if idx == 0 => -1,
-            Dim::Sym(_) => return None,
-        });
-    }
-    Some(m.op_all(
-        Op::Reshape {
-            shape,
-            allowzero: false,
-        },
-        &[x],
-    ))
+    let mut dims = vec![Dim::Static(1)];
+    dims.extend(m.facts(x).ty()?.shape.dims().iter().cloned());
+    reshape_to(m, x, &Shape(dims))
 }
 
 /// For an additive mask `where(keep, 0, -inf)`, the bool mask `keep` itself: attention's bool masks
@@ -181,25 +167,8 @@ fn attention(scaled: bool, masked: bool) -> impl Fn(&mut Match) -> Option<Id> + 
                 };
                 let k4 = m.op_all(to_k, &[kt4]);
                 let y4 = m.op(op, &[Some(q4), Some(k4), Some(v4), mask4]);
-                let out = m.matched().ty()?.clone();
-                let shape = out
-                    .shape
-                    .dims()
-                    .iter()
-                    .enumerate()
-                    .map(|(idx, d)| match d {
-                        Dim::Static(n) => i64::try_from(*n).ok(),
-                        Dim::Sym(_) if idx == 0 => Some(-1),
-                        Dim::Sym(_) => None,
-                    })
-                    .collect::<Option<Vec<i64>>>()?;
-                Some(m.op_all(
-                    Op::Reshape {
-                        shape,
-                        allowzero: false,
-                    },
-                    &[y4],
-                ))
+                let out = m.matched().ty()?.shape.clone();
+                reshape_to(m, y4, &out)
             }
             _ => None,
         }
@@ -305,18 +274,13 @@ fn absorb_heads(m: &mut Match) -> Option<Id> {
     if permutation(&m.attrs("?p")?, 4)? != [0, 2, 1, 3] {
         return None;
     }
-    let (q, k, v, mask) = (m.var("?q"), m.var("?k"), m.var("?v"), m.var("?m"));
+    let (q, k, v, mask) = (m.var("?q"), m.var("?k"), m.var("?v"), m.input("?m"));
     let (q3, hq) = unsplit(m, q)?;
     let (k3, hk) = unsplit(m, k)?;
     let (v3, hv) = unsplit(m, v)?;
     if hk != hv {
         return None;
     }
-    let mask = m.egraph[mask]
-        .nodes
-        .iter()
-        .all(|n| *n != ENode::Absent)
-        .then_some(mask);
     let op = Op::Attention {
         scale,
         causal,

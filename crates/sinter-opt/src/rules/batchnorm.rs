@@ -17,7 +17,7 @@ use super::{rule, Match};
 use crate::analysis::GraphAnalysis;
 use crate::lang::ENode;
 use egg::{Id, Rewrite};
-use sinter_ir::{Op, Tensor};
+use sinter_ir::Op;
 
 /// `scale / sqrt(var + eps)`, as weight-only ops, if every parameter is a constant.
 fn bn_factor(m: &mut Match) -> Option<(Id, usize)> {
@@ -35,12 +35,7 @@ fn bn_factor(m: &mut Match) -> Option<(Id, usize)> {
         return None;
     }
     let channels = ty.shape.dims()[0].as_static()?;
-    let eps = match ty.dtype {
-        sinter_ir::DType::F32 => Tensor::scalar(epsilon),
-        sinter_ir::DType::F64 => Tensor::scalar(f64::from(epsilon)),
-        _ => return None,
-    };
-    let eps = m.weight("epsilon", eps);
+    let eps = m.scalar_like("epsilon", var, f64::from(epsilon))?;
     let shifted = m.op_all(Op::Add {}, &[var, eps]);
     let std = m.op_all(Op::Sqrt {}, &[shifted]);
     Some((m.op_all(Op::Div {}, &[scale, std]), channels))
@@ -70,18 +65,10 @@ fn per_row(m: &mut Match, factor: Id, channels: usize, rank: usize) -> Option<Id
     ))
 }
 
-fn present(m: &Match, id: Id) -> Option<Id> {
-    m.egraph[id]
-        .nodes
-        .iter()
-        .all(|n| *n != ENode::Absent)
-        .then_some(id)
-}
-
 fn fold_into_conv(m: &mut Match) -> Option<Id> {
     let conv = m.attrs("?ca")?;
     let (x, w) = (m.var("?x"), m.var("?w"));
-    let b = present(m, m.var("?b"));
+    let b = m.input("?b");
     if !m.facts(w).is_const || b.is_some_and(|b| !m.facts(b).is_const) {
         return None;
     }
@@ -104,7 +91,7 @@ fn fold_into_gemm(m: &mut Match) -> Option<Id> {
         return None;
     };
     let (a, b) = (m.var("?a"), m.var("?b"));
-    let c = present(m, m.var("?c"));
+    let c = m.input("?c");
     if !m.facts(b).is_const || c.is_some_and(|c| !m.facts(c).is_const) {
         return None;
     }
@@ -117,7 +104,7 @@ fn fold_into_gemm(m: &mut Match) -> Option<Id> {
     };
     let c = match c {
         Some(c) if beta != 1.0 => {
-            let beta = m.weight("beta", Tensor::scalar(beta));
+            let beta = m.scalar_like("beta", c, f64::from(beta))?;
             Some(m.op_all(Op::Mul {}, &[c, beta]))
         }
         other => other,

@@ -59,15 +59,6 @@ pub fn bare_parts(m: &Match, name: &str) -> Option<FusedParts> {
     (parts.activation.is_none() && parts.pool.is_none()).then_some(parts)
 }
 
-/// The class bound to `id` unless it is an absent input.
-pub fn present(m: &Match, id: Id) -> Option<Id> {
-    m.egraph[id]
-        .nodes
-        .iter()
-        .all(|n| *n != ENode::Absent)
-        .then_some(id)
-}
-
 fn bias_add(m: &mut Match) -> Option<Id> {
     let conv = m.attrs("?a")?;
     let (x, w, bias) = (m.var("?x"), m.var("?w"), m.var("?bias"));
@@ -105,7 +96,7 @@ fn residual(m: &mut Match) -> Option<Id> {
     if m.facts(z).is_const || m.facts(z).ty() != m.matched().ty() {
         return None;
     }
-    let b = present(m, m.var("?b"));
+    let b = m.input("?b");
     Some(m.op(op, &[Some(x), Some(w), b, Some(z)]))
 }
 
@@ -118,8 +109,8 @@ fn activation(
         parts.activation = Some(matched_activation(m, name, has_attrs)?);
         let op = parts.compose()?;
         let (x, w) = (m.var("?x"), m.var("?w"));
-        let b = present(m, m.var("?b"));
-        let z = m.var_opt("?z").and_then(|z| present(m, z));
+        let b = m.input("?b");
+        let z = m.input("?z");
         Some(m.op(op, &[Some(x), Some(w), b, z]))
     }
 }
@@ -132,7 +123,7 @@ fn conv_pool(m: &mut Match) -> Option<Id> {
     parts.pool = Some(m.attrs("?pa")?);
     let op = parts.compose()?;
     let (x, w) = (m.var("?x"), m.var("?w"));
-    let b = present(m, m.var("?b"));
+    let b = m.input("?b");
     Some(m.op(op, &[Some(x), Some(w), b]))
 }
 

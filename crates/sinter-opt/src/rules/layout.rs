@@ -12,7 +12,7 @@ use super::{rule, Match};
 use crate::analysis::GraphAnalysis;
 use crate::lang::ENode;
 use egg::{Id, Rewrite};
-use sinter_ir::{Dim, Op};
+use sinter_ir::{Dim, Op, Shape};
 
 /// The explicit permutation of a transpose of a rank-`rank` value (empty means reversed).
 pub fn permutation(op: &Op, rank: usize) -> Option<Vec<usize>> {
@@ -52,24 +52,21 @@ fn identity_transpose(m: &mut Match) -> Option<Id> {
     is_identity(&permutation(&m.attrs("?p")?, rank)?).then_some(x)
 }
 
-/// `reshape(x)` to the matched class's shape, expressed with static dims where they are known, `0`
-/// (copy) where the symbolic dim sits at the same position in `x`, and one `-1` otherwise.
-fn reshape_to_matched(m: &mut Match, x: Id) -> Option<Id> {
-    let target = m.matched().ty()?.clone();
-    let source = m.facts(x).ty()?.clone();
-    if source.dtype != target.dtype {
-        return None;
-    }
-    if source == target {
+/// `reshape(x)` to `target`, written with static dims where they are known, `0` (copy) where a
+/// symbolic dim sits at the same position in `x`, and one `-1` otherwise; `x` itself when it already
+/// has that shape. `None` when two symbolic dims would need inferring.
+pub fn reshape_to(m: &mut Match, x: Id, target: &Shape) -> Option<Id> {
+    let source = m.facts(x).ty()?.shape.clone();
+    if source == *target {
         return Some(x);
     }
     let mut shape = Vec::with_capacity(target.rank());
     let mut inferred = false;
-    for (idx, dim) in target.shape.dims().iter().enumerate() {
+    for (idx, dim) in target.dims().iter().enumerate() {
         match dim {
             Dim::Static(n) => shape.push(i64::try_from(*n).ok()?),
             symbolic => {
-                if source.shape.dims().get(idx) == Some(symbolic) {
+                if source.dims().get(idx) == Some(symbolic) {
                     shape.push(0);
                 } else if !inferred {
                     inferred = true;
@@ -82,7 +79,7 @@ fn reshape_to_matched(m: &mut Match, x: Id) -> Option<Id> {
     }
     // A `0` entry would copy a zero-sized dim's neighbour; static zeros are written as 0 only with
     // allowzero, so keep to shapes without them.
-    if target.shape.dims().iter().any(|d| d.as_static() == Some(0)) {
+    if target.dims().iter().any(|d| d.as_static() == Some(0)) {
         return None;
     }
     Some(m.op_all(
@@ -92,6 +89,15 @@ fn reshape_to_matched(m: &mut Match, x: Id) -> Option<Id> {
         },
         &[x],
     ))
+}
+
+/// `reshape(x)` to the matched class's type.
+fn reshape_to_matched(m: &mut Match, x: Id) -> Option<Id> {
+    let target = m.matched().ty()?.clone();
+    if m.facts(x).ty()?.dtype != target.dtype {
+        return None;
+    }
+    reshape_to(m, x, &target.shape)
 }
 
 /// The view ops: no data moves, only the shape changes.

@@ -9,7 +9,7 @@
 //!   `fused_matmul(a, b', c, act)`, where `b'` is `b` or, for `trans_b`, `transpose(b)`: a weight-only
 //!   node when `b` is a constant, so it is folded once after extraction.
 
-use super::conv::{activation_pattern, bare_parts, matched_activation, present, ACTIVATIONS};
+use super::conv::{activation_pattern, bare_parts, matched_activation, ACTIVATIONS};
 use super::{rule, Match};
 use crate::analysis::GraphAnalysis;
 use crate::lang::ENode;
@@ -40,7 +40,7 @@ fn matmul_activation(
         parts.activation = Some(matched_activation(m, name, has_attrs)?);
         let op = parts.compose()?;
         let (a, b) = (m.var("?a"), m.var("?b"));
-        let bias = m.var_opt("?bias").and_then(|id| present(m, id));
+        let bias = m.input("?bias");
         Some(m.op(op, &[Some(a), Some(b), bias]))
     }
 }
@@ -71,7 +71,7 @@ fn gemm_activation(
         } else {
             b
         };
-        let c = present(m, m.var("?c"));
+        let c = m.input("?c");
         Some(m.op(op, &[Some(a), Some(b), c]))
     }
 }

@@ -29,7 +29,7 @@ use crate::analysis::{Egraph, Facts, GraphAnalysis};
 use crate::convert::add_op_node;
 use crate::lang::ENode;
 use egg::{Applier, Id, Pattern, PatternAst, Rewrite, Subst, Symbol, Var};
-use sinter_ir::{Op, Tensor};
+use sinter_ir::{Op, Tensor, TensorData};
 use std::sync::{Arc, OnceLock};
 
 /// The optimizer's phases, in the order they run.
@@ -115,6 +115,13 @@ impl Match<'_> {
         self.subst.get(var).map(|id| self.egraph.find(*id))
     }
 
+    /// The input bound to `name`: `None` when the pattern does not bind it or it is an absent
+    /// optional input (`_`).
+    pub fn input(&self, name: &str) -> Option<Id> {
+        let id = self.var_opt(name)?;
+        (!self.egraph[id].nodes.contains(&ENode::Absent)).then_some(id)
+    }
+
     pub fn facts(&self, id: Id) -> &Facts {
         &self.egraph[id].data
     }
@@ -161,6 +168,24 @@ impl Match<'_> {
         self.egraph.add(ENode::Weight(idx))
     }
 
+    /// A new weight of shape `dims` with every element `value`, in the float dtype of class `like`
+    /// (`None` if `like` is not f32 or f64).
+    pub fn filled(&mut self, stem: &str, like: Id, dims: Vec<usize>, value: f64) -> Option<Id> {
+        let dtype = self.facts(like).ty()?.dtype;
+        if !dtype.is_float() {
+            return None;
+        }
+        let n: usize = dims.iter().product();
+        let data = TensorData::from_f64s(dtype, std::iter::repeat_n(value, n));
+        let tensor = Tensor::new(dims, data).ok()?;
+        Some(self.weight(stem, tensor))
+    }
+
+    /// A new scalar weight `value` in the float dtype of class `like`.
+    pub fn scalar_like(&mut self, stem: &str, like: Id, value: f64) -> Option<Id> {
+        self.filled(stem, like, vec![], value)
+    }
+
     /// Finds an op node of class `id` called `name` for which `accept` holds.
     pub fn find_node(
         &self,
@@ -174,7 +199,7 @@ impl Match<'_> {
             .iter()
             .find(|node| {
                 node.op_name() == Some(name) && {
-                    let op = egraph.analysis.op_of(egraph, node);
+                    let op = crate::analysis::op_of(egraph, node);
                     accept(node, op.as_ref())
                 }
             })

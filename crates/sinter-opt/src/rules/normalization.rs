@@ -16,7 +16,7 @@ use super::{rule, Match};
 use crate::analysis::GraphAnalysis;
 use crate::lang::ENode;
 use egg::{Id, Rewrite};
-use sinter_ir::{Op, Tensor, TensorType};
+use sinter_ir::{Op, TensorType};
 
 /// The axis a reduction over `axes` with `keepdims` normalizes, if `axes` are exactly the trailing
 /// axes from that one on (as a negative axis, so it survives rank changes of nothing).
@@ -51,15 +51,8 @@ fn normalized_dims(ty: &TensorType, axis: i64) -> Option<Vec<usize>> {
 
 /// A weight of ones over the normalized dims of `x`.
 fn ones(m: &mut Match, x: Id, axis: i64) -> Option<Id> {
-    let ty = m.facts(x).ty()?.clone();
-    let dims = normalized_dims(&ty, axis)?;
-    let n: usize = dims.iter().product();
-    let tensor = match ty.dtype {
-        sinter_ir::DType::F32 => Tensor::from_vec(dims, vec![1.0f32; n]).ok()?,
-        sinter_ir::DType::F64 => Tensor::from_vec(dims, vec![1.0f64; n]).ok()?,
-        _ => return None,
-    };
-    Some(m.weight("ones", tensor))
+    let dims = normalized_dims(m.facts(x).ty()?, axis)?;
+    m.filled("ones", x, dims, 1.0)
 }
 
 /// Whether parameter `p` broadcasts within the trailing `normalized` axes only (rank at most theirs).
