@@ -53,7 +53,7 @@
 //! folded into the transposed query block (`(scale * q) · k` rather than `scale * (q · k)`, one
 //! extra rounding per product term).
 
-use super::tiles::{emit_tiles, BLayout, Columns, TileEpilogueFn, TileNest, MR, NR};
+use super::tiles::{emit_tiles_into, BLayout, Columns, TileEpilogueFn, TileNest};
 use super::{broadcast_strides, cst, Lowerer, NodeCx, Operand};
 use crate::builder::{row_major_strides, KernelBuilder};
 use crate::ir::*;
@@ -184,25 +184,10 @@ pub(super) fn lower(lw: &mut Lowerer, cx: &NodeCx) -> Result<(), String> {
     let tri = g.causal.then(|| causal_table(lw, &cx.stem, dtype, &g));
     let n_full = q_seq / BLOCK;
     let q_rem = q_seq % BLOCK;
-    if n_full > 0 {
-        emit_kernel(
-            lw,
-            cx,
-            &g,
-            bias.as_ref(),
-            tri.as_ref(),
-            QueryBlocks::Full(n_full),
-        )?;
-    }
-    if q_rem > 0 {
-        emit_kernel(
-            lw,
-            cx,
-            &g,
-            bias.as_ref(),
-            tri.as_ref(),
-            QueryBlocks::Tail(q_rem),
-        )?;
+    let full = (n_full > 0).then_some(QueryBlocks::Full(n_full));
+    let tail = (q_rem > 0).then_some(QueryBlocks::Tail(q_rem));
+    for blocks in full.into_iter().chain(tail) {
+        emit_kernel(lw, cx, &g, bias.as_ref(), tri.as_ref(), blocks)?;
     }
     Ok(())
 }
@@ -453,6 +438,12 @@ impl Block {
             .plus(self.pos.start().plus(row).scaled(st[2]))
     }
 
+    /// Element `(batch, q head, i0 + row, e)` of the output.
+    fn out_at(&self, g: &Geometry, row: LoopVar, e: LoopVar) -> Index {
+        self.query_row(g, g.ost, Index::var(row))
+            .plus(Index::var(e).scaled(g.ost[3]))
+    }
+
     /// Element `(batch, kv head, j0 + key, 0)` of k- or v-shaped `strides`.
     fn key_row(&self, st: [i64; 4], j0: &Index, key: Index) -> Index {
         Index::affine([(self.batch, st[0]), (self.kv_head, st[1])], 0)
@@ -491,9 +482,7 @@ fn emit_query_block(kb: &mut KernelBuilder, g: &Geometry, bufs: &Buffers, blk: &
         kb.store(bufs.sum, at, cst(dtype, 0.0));
     });
     kb.loops(&[rows, g.v_dim], |kb, v| {
-        let at = blk
-            .query_row(g, g.ost, Index::var(v[0]))
-            .plus(Index::var(v[1]).scaled(g.ost[3]));
+        let at = blk.out_at(g, v[0], v[1]);
         kb.store(bufs.y, at, cst(dtype, 0.0));
     });
 
@@ -514,9 +503,7 @@ fn emit_query_block(kb: &mut KernelBuilder, g: &Geometry, bufs: &Buffers, blk: &
     }
 
     kb.loops(&[rows, g.v_dim], |kb, v| {
-        let at = blk
-            .query_row(g, g.ost, Index::var(v[0]))
-            .plus(Index::var(v[1]).scaled(g.ost[3]));
+        let at = blk.out_at(g, v[0], v[1]);
         let l = Expr::load(bufs.sum, blk.row_at.clone().plus(Index::var(v[0])));
         kb.store(bufs.y, at.clone(), Expr::div(Expr::load(bufs.y, at), l));
     });
@@ -671,9 +658,7 @@ fn emit_key_block(
     // y = y * alpha + p · v: the rescale, then tiles that accumulate into y.
     let y_base = blk.query_row(g, g.ost, Index::constant(0));
     kb.loops(&[rows, g.v_dim], |kb, v| {
-        let at = y_base
-            .clone()
-            .plus(Index::affine([(v[0], g.ost[2]), (v[1], g.ost[3])], 0));
+        let at = blk.out_at(g, v[0], v[1]);
         let alpha = Expr::load(bufs.alpha, blk.row_at.clone().plus(Index::var(v[0])));
         kb.store(bufs.y, at.clone(), Expr::mul(Expr::load(bufs.y, at), alpha));
     });
@@ -693,57 +678,7 @@ fn emit_key_block(
         c_m: g.ost[2],
         epilogue: None,
     };
-    if dtype == DType::F32 {
-        emit_accumulating_tiles(kb, &pv);
-    } else {
-        emit_product(kb, dtype, &pv, true);
-    }
-}
-
-/// `c += a · b` for a nest whose `b` is read by rows (contiguous columns), as tiles that start from
-/// the values in `c`: panels of [`NR`] columns, row tiles of [`MR`] inside, the remainders last.
-fn emit_accumulating_tiles(kb: &mut KernelBuilder, nest: &TileNest) {
-    let BLayout::Rows { row: b_row } = nest.b_layout else {
-        unreachable!("attention reads b by rows")
-    };
-    let tile = |kb: &mut KernelBuilder, m0: Index, n0: Index, rows: usize, cols: usize| {
-        kb.mat_tile(MatTile {
-            rows: rows as u32,
-            cols: cols as u32,
-            depth: nest.k,
-            a: nest.a,
-            a_index: nest.a_base.clone().plus(m0.scaled(nest.a_m)),
-            a_row: nest.a_m,
-            a_depth: nest.a_k,
-            b: nest.b,
-            b_index: nest.b_base.clone().plus(n0.clone()),
-            b_depth: b_row,
-            c: nest.c,
-            c_index: nest.c_base.clone().plus(m0.scaled(nest.c_m)).plus(n0),
-            c_row: nest.c_m,
-            accumulate: true,
-            epilogue: None,
-        });
-    };
-    let row_tiles = |kb: &mut KernelBuilder, n0: Index, cols: usize| {
-        if nest.m / MR > 0 {
-            kb.loop_(nest.m / MR, |kb, t| {
-                tile(kb, Index::var(t).scaled(MR as i64), n0.clone(), MR, cols)
-            });
-        }
-        if !nest.m.is_multiple_of(MR) {
-            let m0 = Index::constant((nest.m / MR * MR) as i64);
-            tile(kb, m0, n0.clone(), nest.m % MR, cols);
-        }
-    };
-    if nest.n / NR > 0 {
-        kb.loop_(nest.n / NR, |kb, p| {
-            row_tiles(kb, Index::var(p).scaled(NR as i64), NR)
-        });
-    }
-    if !nest.n.is_multiple_of(NR) {
-        row_tiles(kb, Index::constant((nest.n / NR * NR) as i64), nest.n % NR);
-    }
+    emit_product(kb, dtype, &pv, true);
 }
 
 /// `c = epilogue(a · b)` (or `c += a · b` when `accumulate`) for `nest`: register tiles for f32, a
@@ -753,8 +688,8 @@ fn emit_product(kb: &mut KernelBuilder, dtype: DType, nest: &TileNest, accumulat
     if nest.m == 0 || nest.n == 0 {
         return;
     }
-    if dtype == DType::F32 && nest.k > 0 && !accumulate {
-        emit_tiles(kb, nest, Columns::All);
+    if dtype == DType::F32 && nest.k > 0 {
+        emit_tiles_into(kb, nest, Columns::All, accumulate);
         return;
     }
     let b_row = match nest.b_layout {

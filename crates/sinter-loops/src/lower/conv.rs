@@ -107,6 +107,21 @@ pub(crate) struct PaddedCopy<'a> {
     pub dtype: DType,
 }
 
+/// `copy`'s input itself when the copy would change nothing (no begin pad, the padded extents the
+/// input's), else [`pad_spatial_into_scratch`] into scratch `"pad"`; returns the buffer to read and
+/// its shape.
+pub(crate) fn padded_source(
+    k: &mut super::KernelDraft,
+    copy: PaddedCopy,
+) -> (BufferId, Vec<usize>) {
+    let in_sp = &copy.x_shape[copy.n_lead..];
+    if copy.begin.iter().all(|&b| b == 0) && copy.padded == in_sp {
+        (copy.x, copy.x_shape.to_vec())
+    } else {
+        pad_spatial_into_scratch(k, "pad", copy)
+    }
+}
+
 /// Emits `copy` inside kernel `k`; returns the scratch buffer and its shape.
 pub(crate) fn pad_spatial_into_scratch(
     k: &mut super::KernelDraft,
@@ -239,7 +254,7 @@ fn lower_conv(lw: &mut Lowerer, cx: &NodeCx, conv: &Op, own: &[OwnStep]) -> Resu
         ref dilation,
         ref begin,
         ref padded,
-        needs_pad,
+        ..
     } = geometry;
     let n_sp = kernel.len();
     if x.dtype == DType::F32 && geometry.suits_tiles() {
@@ -253,23 +268,18 @@ fn lower_conv(lw: &mut Lowerer, cx: &NodeCx, conv: &Op, own: &[OwnStep]) -> Resu
     let bb = bias.map(|b| k.input(b));
     let y = k.sink(out, epilogue);
     let dtype = x.dtype;
-    let (src, src_shape) = if needs_pad {
-        pad_spatial_into_scratch(
-            &mut k,
-            "pad",
-            PaddedCopy {
-                x: xb,
-                x_shape: &x.shape,
-                n_lead: 2,
-                begin,
-                padded,
-                fill: cst(dtype, 0.0),
-                dtype,
-            },
-        )
-    } else {
-        (xb, x.shape.clone())
-    };
+    let (src, src_shape) = padded_source(
+        &mut k,
+        PaddedCopy {
+            x: xb,
+            x_shape: &x.shape,
+            n_lead: 2,
+            begin,
+            padded,
+            fill: cst(dtype, 0.0),
+            dtype,
+        },
+    );
     let src_strides = row_major_strides(&src_shape);
     let w_strides = row_major_strides(&w.shape);
     let y_strides = row_major_strides(&out.shape);
@@ -291,18 +301,12 @@ fn lower_conv(lw: &mut Lowerer, cx: &NodeCx, conv: &Op, own: &[OwnStep]) -> Resu
                 (gv, cg as i64 * src_strides[1]),
                 (cv, src_strides[1]),
             ];
-            let mut w_terms = vec![
-                (gv, mg as i64 * w_strides[0]),
-                (mv, w_strides[0]),
-                (cv, w_strides[1]),
-            ];
             for a in 0..n_sp {
                 x_terms.push((osv[a], stride[a] as i64 * src_strides[2 + a]));
                 x_terms.push((kv[a], dilation[a] as i64 * src_strides[2 + a]));
-                w_terms.push((kv[a], w_strides[2 + a]));
             }
             let xv = Expr::load(src, Index::affine(x_terms, 0));
-            let wv = Expr::load(wb, Index::affine(w_terms, 0));
+            let wv = Expr::load(wb, weight_index(&w_strides, mg, [gv, mv, cv], kv));
             kb.assign(acc, Expr::fma(xv, wv, Expr::Local(acc)));
         });
         let mut y_terms = vec![
@@ -319,6 +323,25 @@ fn lower_conv(lw: &mut Lowerer, cx: &NodeCx, conv: &Op, own: &[OwnStep]) -> Resu
     });
     lw.emit(k);
     Ok(())
+}
+
+/// The weight of group `gv`, output channel `mv` of the group, input channel `cv` of the group and
+/// kernel taps `kv`, in `w` of row-major `w_strides` (`mg` output channels per group).
+pub(crate) fn weight_index(
+    w_strides: &[i64],
+    mg: usize,
+    [gv, mv, cv]: [LoopVar; 3],
+    kv: &[LoopVar],
+) -> Index {
+    let mut terms = vec![
+        (gv, mg as i64 * w_strides[0]),
+        (mv, w_strides[0]),
+        (cv, w_strides[1]),
+    ];
+    for (a, &k) in kv.iter().enumerate() {
+        terms.push((k, w_strides[2 + a]));
+    }
+    Index::affine(terms, 0)
 }
 
 /// The shape facts of one convolution, resolved (pads, strides, dilations per spatial axis).
@@ -405,23 +428,18 @@ fn lower_conv_tiled(
         let mut kd = lw.kernel(&format!("{}_im2col", cx.stem), &[&cx.node]);
         let xb = kd.input(x);
         let colb = kd.output(&col);
-        let (src, src_shape) = if g.needs_pad {
-            pad_spatial_into_scratch(
-                &mut kd,
-                "pad",
-                PaddedCopy {
-                    x: xb,
-                    x_shape: &x.shape,
-                    n_lead: 2,
-                    begin: &g.begin,
-                    padded: &g.padded,
-                    fill: cst(DType::F32, 0.0),
-                    dtype: DType::F32,
-                },
-            )
-        } else {
-            (xb, x.shape.clone())
-        };
+        let (src, src_shape) = padded_source(
+            &mut kd,
+            PaddedCopy {
+                x: xb,
+                x_shape: &x.shape,
+                n_lead: 2,
+                begin: &g.begin,
+                padded: &g.padded,
+                fill: cst(DType::F32, 0.0),
+                dtype: DType::F32,
+            },
+        );
         let src_strides = row_major_strides(&src_shape);
         let mut extents = vec![g.n_batch, g.group, g.cg];
         extents.extend_from_slice(&g.kernel);

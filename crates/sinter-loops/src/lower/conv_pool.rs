@@ -6,25 +6,25 @@
 //! and per band:
 //! 1. computes the **band** of convolution rows those pooled rows need (`(R - 1) * pool_stride[0] +
 //!    pool_kernel[0]` rows of `space`, all of its other axes) for the group's output channels into a
-//!    scratch buffer of `M/group * band_rows * Π space[1..]` elements, activation applied: for f32 convolutions
-//!    that suit tiles with the tile machinery of `conv.rs` (an im2col of the band, `depth x band`
-//!    elements of scratch, then one tile nest whose epilogue adds the bias and applies the
-//!    activation); otherwise with a direct nest;
+//!    scratch buffer of `M/group * band_rows * Π space[1..]` elements, activation applied: for f32
+//!    convolutions that suit tiles with the tile machinery of `conv.rs` (an im2col of the band,
+//!    `depth x band` elements of scratch, then one tile nest whose epilogue adds the bias and
+//!    applies the activation); otherwise with a direct nest;
 //! 2. pools the band into its `R` output rows (through the graph's elementwise chain, if fused).
 //!
 //! `R` is the largest divisor of the pooled rows whose scratch stays cache-sized (the band's im2col
 //! at most 128 KiB, the band 64 KiB: [`pooled_rows_per_band`]), so the scratch is bounded whatever
 //! the image size; a small convolution fits in one band. Overlapping windows (pool stride < pool
-//! kernel) recompute the rows two bands share, at most a factor of
-//! `pool_kernel[0] / pool_stride[0]` on the convolution's work (with `R = 1`). `x` is copied once into a zero-filled
-//! scratch padded so that every band position, pool padding included, is computable with affine,
-//! in-bounds loads; positions in the pool's padding are then masked by a weight of `space`'s shape
-//! (1 inside the convolution's output, 0 outside) to the pool's identity (`-inf` for max, 0 for
-//! average), exactly as `pool.rs` pads. The average divisor is `pool.rs`'s. The activation is the
+//! kernel) recompute the rows two bands share, at most a factor of `pool_kernel[0] /
+//! pool_stride[0]` on the convolution's work (with `R = 1`). `x` is copied once (when it needs
+//! padding) into a zero-filled scratch padded so that every band position, pool padding included,
+//! is computable with affine, in-bounds loads; positions in the pool's padding are then masked by a
+//! weight of `space`'s shape (1 inside the convolution's output, 0 outside) to the pool's identity
+//! (`-inf` for max, 0 for average), exactly as `pool.rs` pads. The average divisor is `pool.rs`'s. The activation is the
 //! scalar function of the activation op of `Op::fused_parts`.
 
-use super::conv::{conv_geometry, pad_spatial_into_scratch, per_axis_or_ones, resolve_pads};
-use super::conv::{ConvGeometry, PaddedCopy};
+use super::conv::{conv_geometry, padded_source, per_axis_or_ones, resolve_pads};
+use super::conv::{weight_index, ConvGeometry, PaddedCopy};
 use super::elementwise::{scalar_fn, ScalarFn};
 use super::fuse::own_steps;
 use super::pool::{average_divisor, float_max_step, PoolWindow};
@@ -144,7 +144,6 @@ fn lower_banded(
     let x_padded: Vec<usize> = (0..n_sp)
         .map(|a| (in_sp[a] + x_begin[a]).max((space[a] - 1) * g.stride[a] + extent[a]))
         .collect();
-    let needs_pad = (0..n_sp).any(|a| x_padded[a] != in_sp[a] || x_begin[a] != 0);
     let needs_mask = (0..n_sp).any(|a| pool.begin[a] > 0 || space[a] > conv_sp[a]);
 
     let mask = if needs_mask {
@@ -205,23 +204,18 @@ fn lower_banded(
     let mb = mask.as_ref().map(|m| k.input(m));
     let db = divisor.as_ref().map(|d| k.input(d));
     let y = k.sink(out, chain);
-    let (src, src_shape) = if needs_pad {
-        pad_spatial_into_scratch(
-            &mut k,
-            "pad",
-            PaddedCopy {
-                x: xb,
-                x_shape: &x.shape,
-                n_lead: 2,
-                begin: &x_begin,
-                padded: &x_padded,
-                fill: cst(dtype, 0.0),
-                dtype,
-            },
-        )
-    } else {
-        (xb, x.shape.clone())
-    };
+    let (src, src_shape) = padded_source(
+        &mut k,
+        PaddedCopy {
+            x: xb,
+            x_shape: &x.shape,
+            n_lead: 2,
+            begin: &x_begin,
+            padded: &x_padded,
+            fill: cst(dtype, 0.0),
+            dtype,
+        },
+    );
     let col = use_tiles.then(|| k.scratch("band_col", dtype, &[depth * band_len]));
     let band = k.scratch("band", dtype, &[mg * band_len]);
     if use_tiles && !y.is_expression() {
@@ -234,15 +228,11 @@ fn lower_banded(
     let space_strides = row_major_strides(&space);
     let pooled_strides = row_major_strides(pooled);
     let (cs, cd) = (&g.stride, &g.dilation);
-    let fill = if pool.max {
-        cst(dtype, f64::NEG_INFINITY)
+    // The value of a masked (padding) position, and the accumulator's start.
+    let (fill, init) = if pool.max {
+        (cst(dtype, f64::NEG_INFINITY), cst(dtype, f64::NAN))
     } else {
-        cst(dtype, 0.0)
-    };
-    let init = if pool.max {
-        cst(dtype, f64::NAN)
-    } else {
-        cst(dtype, 0.0)
+        (cst(dtype, 0.0), cst(dtype, 0.0))
     };
     let band_step = (per_band * ps[0]) as i64;
     k.kb.loops(&[g.n_batch, g.group, pooled[0] / per_band], |kb, v| {
@@ -331,17 +321,9 @@ fn lower_banded(
                 inner.extend_from_slice(&g.kernel);
                 kb.loops(&inner, |kb, iv| {
                     let (cv, kv) = (iv[0], &iv[1..]);
-                    let mut w_terms = vec![
-                        (gv, mg as i64 * w_strides[0]),
-                        (mv, w_strides[0]),
-                        (cv, w_strides[1]),
-                    ];
-                    for a in 0..n_sp {
-                        w_terms.push((kv[a], w_strides[2 + a]));
-                    }
                     let product = Expr::fma(
                         Expr::load(src, x_index(cv, kv, bv)),
-                        Expr::load(wb, Index::affine(w_terms, 0)),
+                        Expr::load(wb, weight_index(&w_strides, mg, [gv, mv, cv], kv)),
                         Expr::Local(acc),
                     );
                     kb.assign(acc, product);

@@ -15,8 +15,9 @@
 //! |scale|` per element, a few f32 ulps of the normalized value when `x0` lies within a few
 //! standard deviations of the mean, whatever the mean is (rows of `1000 + N(0, 1)` are tested).
 //!
-//! softmax subtracts the row maximum first and log_softmax is `x - max - ln(Σ e^(x - max))`, as sinter-ref computes them. lrn sums squares over a
-//! channel window of a zero-padded scratch copy, so the window loads are affine and in bounds.
+//! softmax subtracts the row maximum first and log_softmax is `x - max - ln(Σ e^(x - max))`, as
+//! sinter-ref computes them. lrn sums squares over a channel window of a zero-padded scratch copy,
+//! so the window loads are affine and in bounds.
 
 use super::conv::{pad_spatial_into_scratch, PaddedCopy};
 use super::fuse::var_coords;
@@ -228,13 +229,9 @@ fn lower_row_norm(lw: &mut Lowerer, cx: &NodeCx, n: &RowNorm) -> Result<(), Stri
         let at = |bv: &[LoopVar]| row.clone().plus(Index::strided(bv, block_strides, 0));
         // The row's first element is the shift (see the module doc); an empty row has none.
         let shift = (n.center && count > 0).then(|| kb.local(dtype, Expr::load(xb, row.clone())));
-        let wide = |e: Expr| {
-            if dtype == STATS {
-                e
-            } else {
-                Expr::cast(STATS, e)
-            }
-        };
+        // Conversions between the input dtype and STATS (none when they are the same).
+        let convert = |to: DType, e: Expr| if dtype == STATS { e } else { Expr::cast(to, e) };
+        let wide = |e: Expr| convert(STATS, e);
         let wide_shift = shift.map(|x0| kb.local(STATS, wide(Expr::Local(x0))));
         let shifted = |bv: &[LoopVar]| match shift {
             Some(x0) => Expr::sub(Expr::load(xb, at(bv)), Expr::Local(x0)),
@@ -267,13 +264,7 @@ fn lower_row_norm(lw: &mut Lowerer, cx: &NodeCx, n: &RowNorm) -> Result<(), Stri
             ),
             cst(STATS, 0.0),
         );
-        let narrow = |e: Expr| {
-            if dtype == STATS {
-                e
-            } else {
-                Expr::cast(dtype, e)
-            }
-        };
+        let narrow = |e: Expr| convert(dtype, e);
         let inv_std = kb.local(
             dtype,
             narrow(Expr::div(

@@ -11,7 +11,7 @@
 //! pads but never the `ceil_mode` overhang); the counts are a weight buffer of the output's spatial
 //! shape. A global pool is a window covering the whole spatial extent.
 
-use super::conv::{pad_spatial_into_scratch, per_axis_or_ones, resolve_pads, PaddedCopy};
+use super::conv::{padded_source, per_axis_or_ones, resolve_pads, PaddedCopy};
 use super::fuse::var_coords;
 use super::{cst, Lowerer, NodeCx, Operand};
 use crate::builder::row_major_strides;
@@ -222,7 +222,6 @@ fn lower_pool(
             (in_sp[a] + begin[a]).max(needed)
         })
         .collect();
-    let needs_pad = (0..n_sp).any(|a| padded[a] != in_sp[a] || begin[a] != 0);
 
     let divisor = match kind {
         PoolKind::Max => None,
@@ -257,23 +256,18 @@ fn lower_pool(
         (PoolKind::Max, DType::U8) => Expr::Const(Scalar::U8(0)),
         (PoolKind::Max, _) => cst(dtype, f64::NEG_INFINITY),
     };
-    let (src, src_shape) = if needs_pad {
-        pad_spatial_into_scratch(
-            &mut k,
-            "pad",
-            PaddedCopy {
-                x: xb,
-                x_shape: &x.shape,
-                n_lead: 2,
-                begin: &begin,
-                padded: &padded,
-                fill: fill.clone(),
-                dtype,
-            },
-        )
-    } else {
-        (xb, x.shape.clone())
-    };
+    let (src, src_shape) = padded_source(
+        &mut k,
+        PaddedCopy {
+            x: xb,
+            x_shape: &x.shape,
+            n_lead: 2,
+            begin: &begin,
+            padded: &padded,
+            fill: fill.clone(),
+            dtype,
+        },
+    );
     let s_strides = row_major_strides(&src_shape);
     let y_strides = row_major_strides(&out.shape);
     let sp_out_strides = row_major_strides(out_sp);

@@ -97,6 +97,17 @@ pub(crate) fn kernel_parts(stem: &str, outer: usize, n: usize) -> Vec<(String, C
 
 /// Emits the tiles of `nest` that cover `columns`.
 pub(crate) fn emit_tiles(kb: &mut KernelBuilder, nest: &TileNest, columns: Columns) {
+    emit_tiles_into(kb, nest, columns, false);
+}
+
+/// Emits the tiles of `nest` that cover `columns`; with `accumulate` the tiles start from the
+/// values in `c` (`c += a · b`) instead of zero.
+pub(crate) fn emit_tiles_into(
+    kb: &mut KernelBuilder,
+    nest: &TileNest,
+    columns: Columns,
+    accumulate: bool,
+) {
     let (full_panels, rem_n) = (nest.n / NR, nest.n % NR);
     let panel_b = |p: Index, width: usize| -> (Index, i64) {
         match nest.b_layout {
@@ -111,13 +122,29 @@ pub(crate) fn emit_tiles(kb: &mut KernelBuilder, nest: &TileNest, columns: Colum
         kb.loop_(full_panels, |kb, p| {
             let p = Index::var(p);
             let (b_index, b_depth) = panel_b(p.clone(), NR);
-            row_tiles(kb, nest, p.scaled(NR as i64), NR, b_index, b_depth);
+            row_tiles(
+                kb,
+                nest,
+                p.scaled(NR as i64),
+                NR,
+                b_index,
+                b_depth,
+                accumulate,
+            );
         });
     }
     if matches!(columns, Columns::Remainder | Columns::All) && rem_n > 0 {
         let p = Index::constant(full_panels as i64);
         let (b_index, b_depth) = panel_b(p.clone(), rem_n);
-        row_tiles(kb, nest, p.scaled(NR as i64), rem_n, b_index, b_depth);
+        row_tiles(
+            kb,
+            nest,
+            p.scaled(NR as i64),
+            rem_n,
+            b_index,
+            b_depth,
+            accumulate,
+        );
     }
 }
 
@@ -129,6 +156,7 @@ fn row_tiles(
     width: usize,
     b_index: Index,
     b_depth: i64,
+    accumulate: bool,
 ) {
     let (full_rows, rem_m) = (nest.m / MR, nest.m % MR);
     let tile = |kb: &mut KernelBuilder, m0: Index, rows: usize| {
@@ -163,7 +191,7 @@ fn row_tiles(
                 .plus(m0.scaled(nest.c_m))
                 .plus(n0.clone()),
             c_row: nest.c_m,
-            accumulate: false,
+            accumulate,
             epilogue,
         });
     };
