@@ -906,12 +906,20 @@ fn fused_activation(g: &mut Gen) -> (FusedActivation, Vec<f32>) {
     (activation, params)
 }
 
+/// The static types of `inputs` (`None` for an absent optional input).
+fn static_types(inputs: &[Spec]) -> Vec<Option<TensorType>> {
+    inputs
+        .iter()
+        .map(|spec| {
+            spec.as_ref()
+                .map(|(dtype, shape)| TensorType::fixed(*dtype, shape))
+        })
+        .collect()
+}
+
 /// The type of the first output of `op` over `inputs`, when inference accepts them and it is small.
 fn inferred(op: &Op, inputs: &[Spec]) -> Option<(DType, Vec<usize>)> {
-    let types: Vec<Option<TensorType>> = inputs
-        .iter()
-        .map(|s| s.as_ref().map(|(d, shape)| TensorType::fixed(*d, shape)))
-        .collect();
+    let types = static_types(inputs);
     let refs: Vec<Option<&TensorType>> = types.iter().map(Option::as_ref).collect();
     let ty = infer_types(op, &refs).ok()?.remove(0);
     let shape = ty.shape.as_static()?;
@@ -1604,14 +1612,7 @@ struct OpStats {
 
 /// Runs one case; returns a problem description when the two sides disagree.
 fn check_case(g: &mut Gen, case: &Case, stats: &mut OpStats) -> Option<String> {
-    let types: Vec<Option<TensorType>> = case
-        .inputs
-        .iter()
-        .map(|spec| {
-            spec.as_ref()
-                .map(|(dtype, shape)| TensorType::fixed(*dtype, shape))
-        })
-        .collect();
+    let types = static_types(&case.inputs);
     let type_refs: Vec<Option<&TensorType>> = types.iter().map(Option::as_ref).collect();
     let inferred = infer_types(&case.op, &type_refs);
     if let Ok(outputs) = &inferred {

@@ -177,39 +177,20 @@ impl Op {
                 pool_pads,
                 pool_ceil_mode,
                 count_include_pad,
-            } => {
-                let (kernel_shape, strides_, pads_) = (
+            } => parts(
+                conv(strides, pads, dilations, group, auto_pad),
+                None,
+                activation,
+                activation_params,
+                Some(pool_op(
+                    *pool,
                     pool_kernel_shape.clone(),
                     pool_strides.clone(),
                     pool_pads.clone(),
-                );
-                let pool_op = match pool {
-                    PoolKind::Max => Op::MaxPool {
-                        kernel_shape,
-                        strides: strides_,
-                        pads: pads_,
-                        dilations: vec![],
-                        auto_pad: AutoPad::NotSet,
-                        ceil_mode: *pool_ceil_mode,
-                    },
-                    PoolKind::Average => Op::AveragePool {
-                        kernel_shape,
-                        strides: strides_,
-                        pads: pads_,
-                        dilations: vec![],
-                        auto_pad: AutoPad::NotSet,
-                        ceil_mode: *pool_ceil_mode,
-                        count_include_pad: *count_include_pad,
-                    },
-                };
-                parts(
-                    conv(strides, pads, dilations, group, auto_pad),
-                    None,
-                    activation,
-                    activation_params,
-                    Some(pool_op),
-                )
-            }
+                    *pool_ceil_mode,
+                    *count_include_pad,
+                )),
+            ),
             _ => return None,
         })
     }
@@ -240,107 +221,107 @@ impl FusedParts {
             None => (FusedActivation::Identity, vec![]),
             Some(op) => FusedActivation::from_op(op)?,
         };
-        match (&self.product, &self.pool) {
-            (Op::MatMul {}, None) => Some(Op::FusedMatMul {
-                activation,
-                activation_params,
-            }),
-            (
-                Op::Conv {
-                    strides,
-                    pads,
-                    dilations,
-                    group,
-                    auto_pad,
-                },
-                None,
-            ) => Some(Op::FusedConv {
-                strides: strides.clone(),
-                pads: pads.clone(),
-                dilations: dilations.clone(),
-                group: *group,
-                auto_pad: *auto_pad,
-                activation,
-                activation_params,
-            }),
-            (
-                Op::Conv {
-                    strides,
-                    pads,
-                    dilations,
-                    group,
-                    auto_pad,
-                },
-                Some(pool_op),
-            ) => {
-                let (
-                    pool,
-                    kernel_shape,
-                    pool_strides,
-                    pool_pads,
-                    pool_dilations,
-                    pool_auto_pad,
-                    ceil_mode,
-                    count_include_pad,
-                ) = match pool_op {
-                    Op::MaxPool {
-                        kernel_shape,
-                        strides,
-                        pads,
-                        dilations,
-                        auto_pad,
-                        ceil_mode,
-                    } => (
-                        PoolKind::Max,
-                        kernel_shape,
-                        strides,
-                        pads,
-                        dilations,
-                        auto_pad,
-                        ceil_mode,
-                        false,
-                    ),
-                    Op::AveragePool {
-                        kernel_shape,
-                        strides,
-                        pads,
-                        dilations,
-                        auto_pad,
-                        ceil_mode,
-                        count_include_pad,
-                    } => (
-                        PoolKind::Average,
-                        kernel_shape,
-                        strides,
-                        pads,
-                        dilations,
-                        auto_pad,
-                        ceil_mode,
-                        *count_include_pad,
-                    ),
-                    _ => return None,
-                };
-                if *pool_auto_pad != AutoPad::NotSet || pool_dilations.iter().any(|&d| d != 1) {
-                    return None;
-                }
-                Some(Op::ConvPool {
-                    strides: strides.clone(),
-                    pads: pads.clone(),
-                    dilations: dilations.clone(),
-                    group: *group,
-                    auto_pad: *auto_pad,
+        let Op::Conv {
+            strides,
+            pads,
+            dilations,
+            group,
+            auto_pad,
+        } = self.product.clone()
+        else {
+            return (self.product == Op::MatMul {} && self.pool.is_none()).then_some(
+                Op::FusedMatMul {
                     activation,
                     activation_params,
-                    pool,
-                    pool_kernel_shape: kernel_shape.clone(),
-                    pool_strides: pool_strides.clone(),
-                    pool_pads: pool_pads.clone(),
-                    pool_ceil_mode: *ceil_mode,
-                    count_include_pad,
-                })
-            }
-            _ => None,
+                },
+            );
+        };
+        let Some(pool_op) = &self.pool else {
+            return Some(Op::FusedConv {
+                strides,
+                pads,
+                dilations,
+                group,
+                auto_pad,
+                activation,
+                activation_params,
+            });
+        };
+        let (Op::MaxPool {
+            kernel_shape,
+            strides: pool_strides,
+            pads: pool_pads,
+            dilations: pool_dilations,
+            auto_pad: pool_auto_pad,
+            ceil_mode,
         }
+        | Op::AveragePool {
+            kernel_shape,
+            strides: pool_strides,
+            pads: pool_pads,
+            dilations: pool_dilations,
+            auto_pad: pool_auto_pad,
+            ceil_mode,
+            ..
+        }) = pool_op
+        else {
+            return None;
+        };
+        let (pool, count_include_pad) = match pool_op {
+            Op::AveragePool {
+                count_include_pad, ..
+            } => (PoolKind::Average, *count_include_pad),
+            _ => (PoolKind::Max, false),
+        };
+        if *pool_auto_pad != AutoPad::NotSet || pool_dilations.iter().any(|&d| d != 1) {
+            return None;
+        }
+        Some(Op::ConvPool {
+            strides,
+            pads,
+            dilations,
+            group,
+            auto_pad,
+            activation,
+            activation_params,
+            pool,
+            pool_kernel_shape: kernel_shape.clone(),
+            pool_strides: pool_strides.clone(),
+            pool_pads: pool_pads.clone(),
+            pool_ceil_mode: *ceil_mode,
+            count_include_pad,
+        })
+    }
+}
+
+/// The pool part of a `conv_pool`: its own window, with dilations 1 and `auto_pad` notset
+/// (`count_include_pad` is read by the average pool only).
+fn pool_op(
+    kind: PoolKind,
+    kernel_shape: Vec<i64>,
+    strides: Vec<i64>,
+    pads: Vec<i64>,
+    ceil_mode: bool,
+    count_include_pad: bool,
+) -> Op {
+    match kind {
+        PoolKind::Max => Op::MaxPool {
+            kernel_shape,
+            strides,
+            pads,
+            dilations: vec![],
+            auto_pad: AutoPad::NotSet,
+            ceil_mode,
+        },
+        PoolKind::Average => Op::AveragePool {
+            kernel_shape,
+            strides,
+            pads,
+            dilations: vec![],
+            auto_pad: AutoPad::NotSet,
+            ceil_mode,
+            count_include_pad,
+        },
     }
 }
 

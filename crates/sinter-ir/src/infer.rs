@@ -1136,7 +1136,6 @@ impl Window {
     }
 }
 
-/// The spatial kernel sizes from a weight's dims, which must be static and positive.
 /// A fused op through its parts (`Op::fused_parts`): the product's inference on the leading inputs,
 /// then the addend (`fused_conv`'s residual must have exactly the product's type; `fused_matmul`'s
 /// bias must broadcast into the product without enlarging it), the activation and the pool. Errors
@@ -1205,6 +1204,7 @@ fn infer_part(
     Ok(tys.remove(0))
 }
 
+/// The spatial kernel sizes from a weight's dims, which must be static and positive.
 fn static_kernel(cx: &Cx, slot_idx: usize, dims: &[Dim]) -> InferResult<Vec<usize>> {
     dims.iter()
         .map(|d| match d {

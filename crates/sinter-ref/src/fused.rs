@@ -8,6 +8,7 @@
 //! of any size. The plain parts themselves stay independent of inference, and
 //! `tests/infer_ref_agreement.rs` holds each of them to it.
 
+use crate::index::optional_input;
 use crate::{eval_op, op_err, OpError};
 use sinter_ir::{Op, Tensor, TensorType};
 
@@ -17,13 +18,10 @@ pub(crate) fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, O
         Some(Err(message)) => return op_err(format!("`{}`: {message}", op.name())),
         None => return op_err(format!("`{}` is not a fused op", op.name())),
     };
-    let input = |slot: usize| inputs.get(slot).copied().flatten();
+    let input = |slot: usize| optional_input(inputs, slot);
     // The parts are checked together before any is evaluated: a conv_pool whose pool is invalid
     // must be rejected before its convolution allocates an intermediate of any size.
-    let types: Vec<Option<TensorType>> = inputs
-        .iter()
-        .map(|t| t.map(|t| TensorType::fixed(t.dtype(), t.shape())))
-        .collect();
+    let types: Vec<Option<TensorType>> = inputs.iter().map(|t| t.map(Tensor::ty)).collect();
     let type_refs: Vec<Option<&TensorType>> = types.iter().map(Option::as_ref).collect();
     if let Err(e) = sinter_ir::infer_types(op, &type_refs) {
         return op_err(e.to_string());

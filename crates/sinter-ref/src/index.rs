@@ -103,10 +103,9 @@ pub struct BroadcastRuns<const N: usize> {
     outer_dims: Vec<usize>,
     /// For each outer axis, every operand's stride along it (0 where the operand is broadcast).
     outer_strides: Vec<[usize; N]>,
+    /// 0 for an empty output, which has no runs.
     run_len: usize,
     steps: [usize; N],
-    /// The output's element count.
-    len: usize,
 }
 
 impl<const N: usize> BroadcastRuns<N> {
@@ -114,15 +113,13 @@ impl<const N: usize> BroadcastRuns<N> {
     /// `out_shape` (as [`broadcast_shapes`] computes it) and `out_shape` must have a valid element
     /// count ([`checked_numel`]).
     pub fn new(in_shapes: [&[usize]; N], out_shape: &[usize]) -> Self {
-        let len = out_shape.iter().product();
-        if len == 0 {
+        if out_shape.contains(&0) {
             // No runs; skip the strides, which need not be meaningful for an empty shape.
             return BroadcastRuns {
                 outer_dims: Vec::new(),
                 outer_strides: Vec::new(),
                 run_len: 0,
                 steps: [0; N],
-                len,
             };
         }
         let rank = out_shape.len();
@@ -161,7 +158,6 @@ impl<const N: usize> BroadcastRuns<N> {
             outer_strides,
             run_len,
             steps,
-            len,
         }
     }
 
@@ -177,17 +173,17 @@ impl<const N: usize> BroadcastRuns<N> {
 
     /// The output's element count (the sum of all runs' lengths).
     pub fn len(&self) -> usize {
-        self.len
+        self.run_len * self.outer_dims.iter().product::<usize>()
     }
 
     /// Whether the output has no elements (and so no runs).
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.run_len == 0
     }
 
     /// Calls `f` with every operand's flat offset at the start of each run, runs in row-major order.
     pub fn for_each_run(&self, mut f: impl FnMut([usize; N])) {
-        if self.len == 0 {
+        if self.is_empty() {
             return;
         }
         let mut coord = vec![0usize; self.outer_dims.len()];
